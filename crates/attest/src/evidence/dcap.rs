@@ -1,0 +1,221 @@
+//! Intel DCAP quotes: SGX v3 and TDX v4/v5 (TD 1.0 and TD 1.5 bodies). We parse the header and the
+//! report body ourselves for format detection and typed claims; signatures and collateral are
+//! checked by the appraisal (which uses dcap-qvl).
+
+use crate::claims::{PlatformClaims, SgxClaims, TdxClaims};
+use crate::error::Error;
+use crate::values::{Measurement256, Measurement384, ReportData};
+
+const HEADER_LEN: usize = 48;
+const SGX_BODY_LEN: usize = 384;
+const TD10_BODY_LEN: usize = 584;
+const TD15_BODY_LEN: usize = 648;
+/// Attestation key type 2: ECDSA-256 with P-256.
+const ATT_KEY_ECDSA_P256: u16 = 2;
+/// TEE type in the quote header.
+const TEE_TYPE_SGX: u32 = 0x0000_0000;
+const TEE_TYPE_TDX: u32 = 0x0000_0081;
+/// Intel's QE vendor id.
+const INTEL_QE_VENDOR_ID: [u8; 16] = [
+    0x93, 0x9A, 0x72, 0x33, 0xF7, 0x9C, 0x4C, 0xA9, 0x94, 0x0A, 0x0D, 0xB3, 0x95, 0x7F, 0x06, 0x07,
+];
+/// SGX ATTRIBUTES.FLAGS bit 1.
+const SGX_FLAG_DEBUG: u8 = 0x02;
+/// TDX TD_ATTRIBUTES bit 0.
+const TD_ATTR_DEBUG: u8 = 0x01;
+
+const FORMAT: &str = "DCAP quote";
+
+/// The report body of a quote.
+// One value per quote: boxing the larger variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuoteBody {
+    /// SGX enclave report.
+    Sgx(SgxClaims),
+    /// TDX TD report (1.0 or 1.5).
+    Tdx(TdxClaims),
+}
+
+/// A parsed (not yet verified) DCAP quote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DcapQuote {
+    /// Quote format version: 3 (SGX), 4 or 5 (TDX).
+    pub version: u16,
+    /// The report body.
+    pub body: QuoteBody,
+    /// The 64 bytes of user data in the report.
+    pub report_data: ReportData,
+    /// Debug attribute set.
+    pub debug: bool,
+}
+
+/// True when `bytes` start like a DCAP quote header (used for format detection).
+pub(crate) fn looks_like_quote(bytes: &[u8]) -> bool {
+    if bytes.len() < HEADER_LEN {
+        return false;
+    }
+    let version = u16::from_le_bytes([bytes[0], bytes[1]]);
+    let key_type = u16::from_le_bytes([bytes[2], bytes[3]]);
+    let tee = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    matches!(version, 3..=5)
+        && key_type == ATT_KEY_ECDSA_P256
+        && matches!(tee, TEE_TYPE_SGX | TEE_TYPE_TDX)
+}
+
+fn take<const N: usize>(bytes: &[u8], offset: usize) -> Result<[u8; N], Error> {
+    bytes
+        .get(offset..offset + N)
+        .and_then(|s| <[u8; N]>::try_from(s).ok())
+        .ok_or_else(|| Error::malformed(FORMAT, format!("truncated at offset {offset}")))
+}
+
+fn m384(body: &[u8], offset: usize) -> Result<Measurement384, Error> {
+    take::<48>(body, offset).map(Measurement384)
+}
+
+impl DcapQuote {
+    /// Parses a quote; refuses anything but SGX v3 and TDX v4/v5 with ECDSA-P256 keys from Intel's QE.
+    pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() < HEADER_LEN {
+            return Err(Error::malformed(
+                FORMAT,
+                format!("{} bytes is shorter than the 48-byte header", bytes.len()),
+            ));
+        }
+        let version = u16::from_le_bytes(take::<2>(bytes, 0)?);
+        let key_type = u16::from_le_bytes(take::<2>(bytes, 2)?);
+        let tee = u32::from_le_bytes(take::<4>(bytes, 4)?);
+        if key_type != ATT_KEY_ECDSA_P256 {
+            return Err(Error::malformed(
+                FORMAT,
+                format!("attestation key type {key_type}, only 2 (ECDSA P-256) is supported"),
+            ));
+        }
+        if take::<16>(bytes, 12)? != INTEL_QE_VENDOR_ID {
+            return Err(Error::malformed(FORMAT, "QE vendor id is not Intel's"));
+        }
+        let (body_offset, body_len) = match (tee, version) {
+            (TEE_TYPE_SGX, 3) => (HEADER_LEN, SGX_BODY_LEN),
+            (TEE_TYPE_TDX, 4) => (HEADER_LEN, TD10_BODY_LEN),
+            (TEE_TYPE_TDX, 5) => {
+                let body_type = u16::from_le_bytes(take::<2>(bytes, HEADER_LEN)?);
+                let body_size = u32::from_le_bytes(take::<4>(bytes, HEADER_LEN + 2)?) as usize;
+                let expected = match body_type {
+                    2 => TD10_BODY_LEN,
+                    3 => TD15_BODY_LEN,
+                    other => {
+                        return Err(Error::malformed(
+                            FORMAT,
+                            format!("v5 body type {other}: expected 2 (TD 1.0) or 3 (TD 1.5)"),
+                        ));
+                    }
+                };
+                if body_size != expected {
+                    return Err(Error::malformed(
+                        FORMAT,
+                        format!("v5 body size {body_size}, body type {body_type} needs {expected}"),
+                    ));
+                }
+                (HEADER_LEN + 6, expected)
+            }
+            (TEE_TYPE_SGX, v) => {
+                return Err(Error::malformed(
+                    FORMAT,
+                    format!("SGX quote version {v}, expected 3"),
+                ));
+            }
+            (TEE_TYPE_TDX, v) => {
+                return Err(Error::malformed(
+                    FORMAT,
+                    format!("TDX quote version {v}, expected 4 or 5"),
+                ));
+            }
+            (t, _) => {
+                return Err(Error::malformed(FORMAT, format!("unknown TEE type {t:#x}")));
+            }
+        };
+        let body = bytes
+            .get(body_offset..body_offset + body_len)
+            .ok_or_else(|| Error::malformed(FORMAT, "truncated report body"))?;
+        let sig_len_offset = body_offset + body_len;
+        let sig_len = u32::from_le_bytes(take::<4>(bytes, sig_len_offset)?) as usize;
+        let auth_end = sig_len_offset
+            .checked_add(4)
+            .and_then(|o| o.checked_add(sig_len))
+            .ok_or_else(|| Error::malformed(FORMAT, "signature length overflows"))?;
+        if auth_end > bytes.len() {
+            return Err(Error::malformed(
+                FORMAT,
+                format!(
+                    "signature data of {sig_len} bytes runs past the end of the {}-byte quote",
+                    bytes.len()
+                ),
+            ));
+        }
+        // ECDSA signature (64) + attestation key (64) + QE report (384) + QE sig (64) at least.
+        if sig_len < 64 + 64 + 384 + 64 {
+            return Err(Error::malformed(
+                FORMAT,
+                format!("signature data of {sig_len} bytes is too short"),
+            ));
+        }
+
+        let (body, report_data, debug) = if tee == TEE_TYPE_SGX {
+            let attributes = take::<16>(body, 48)?;
+            let claims = SgxClaims {
+                cpu_svn: hex::encode(take::<16>(body, 0)?),
+                attributes: hex::encode(attributes),
+                mrenclave: Measurement256(take::<32>(body, 64)?),
+                mrsigner: Measurement256(take::<32>(body, 128)?),
+                isv_prod_id: u16::from_le_bytes(take::<2>(body, 256)?),
+                isv_svn: u16::from_le_bytes(take::<2>(body, 258)?),
+            };
+            let debug = attributes[0] & SGX_FLAG_DEBUG != 0;
+            (
+                QuoteBody::Sgx(claims),
+                ReportData(take::<64>(body, 320)?),
+                debug,
+            )
+        } else {
+            let td_attributes = take::<8>(body, 120)?;
+            let claims = TdxClaims {
+                quote_version: version,
+                tee_tcb_svn: hex::encode(take::<16>(body, 0)?),
+                mr_seam: m384(body, 16)?,
+                td_attributes: hex::encode(td_attributes),
+                xfam: hex::encode(take::<8>(body, 128)?),
+                mrtd: m384(body, 136)?,
+                mr_config_id: m384(body, 184)?,
+                mr_owner: m384(body, 232)?,
+                mr_owner_config: m384(body, 280)?,
+                rtmr: [
+                    m384(body, 328)?,
+                    m384(body, 376)?,
+                    m384(body, 424)?,
+                    m384(body, 472)?,
+                ],
+            };
+            let debug = td_attributes[0] & TD_ATTR_DEBUG != 0;
+            (
+                QuoteBody::Tdx(claims),
+                ReportData(take::<64>(body, 520)?),
+                debug,
+            )
+        };
+        Ok(Self {
+            version,
+            body,
+            report_data,
+            debug,
+        })
+    }
+
+    /// The platform claims of the body.
+    pub fn platform_claims(&self) -> PlatformClaims {
+        match &self.body {
+            QuoteBody::Sgx(c) => PlatformClaims::Sgx(c.clone()),
+            QuoteBody::Tdx(c) => PlatformClaims::Tdx(c.clone()),
+        }
+    }
+}
