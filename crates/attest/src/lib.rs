@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod appraisal;
+pub mod baseline;
 pub mod claims;
 pub mod endorsements;
 pub mod error;

@@ -86,7 +86,7 @@ impl Verifier {
         };
         let warnings = self.policy.evaluate(&claims, facts, now)?;
         for w in &warnings {
-            tracing::warn!(platform = %claims.platform_kind(), "{w}");
+            tracing::info!(platform = %claims.platform_kind(), "{w}");
         }
         Ok(VerifiedClaims::new(claims, now, valid_until, warnings))
     }

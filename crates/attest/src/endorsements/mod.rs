@@ -58,17 +58,17 @@ impl Endorsements {
                 .collect();
             entries.sort();
             for entry in entries {
-                self.add_path(&entry)?;
+                let bytes = read_bounded(&entry)?;
+                // A directory may hold the evidence next to its collateral: skip it.
+                if crate::evidence::Evidence::from_bytes(&bytes).is_ok() {
+                    tracing::debug!(path = %entry.display(), "skipping evidence file in endorsements directory");
+                    continue;
+                }
+                self.add_bytes(&entry.display().to_string(), &bytes)?;
             }
             return Ok(());
         }
-        if meta.len() > MAX_ENDORSEMENT_FILE {
-            return Err(Error::endorsement(
-                path.display().to_string(),
-                format!("{} bytes is larger than any endorsement", meta.len()),
-            ));
-        }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_bounded(path)?;
         self.add_bytes(&path.display().to_string(), &bytes)
     }
 
@@ -77,7 +77,9 @@ impl Endorsements {
         let trimmed = trim_ascii(bytes);
         if trimmed.first() == Some(&b'{') {
             self.add_json(name, trimmed)?;
-        } else if contains(trimmed, b"-----BEGIN") {
+        } else if trimmed.starts_with(b"-----BEGIN")
+            || (contains(trimmed, b"-----BEGIN") && std::str::from_utf8(trimmed).is_ok())
+        {
             self.add_pem(name, trimmed)?;
         } else if trimmed.first() == Some(&0x30) {
             self.add_der(name, trimmed)?;
@@ -212,6 +214,17 @@ impl Endorsements {
         }
         Digest256(hasher.finalize().into())
     }
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.len() > MAX_ENDORSEMENT_FILE {
+        return Err(Error::endorsement(
+            path.display().to_string(),
+            format!("{} bytes is larger than any endorsement", meta.len()),
+        ));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {

@@ -1,0 +1,92 @@
+//! `teemesh`: the command-line entry point. Parses arguments, sets up logging, and hands each
+//! subcommand to its module; exit code 0 on success, 1 when an appraisal refuses, 2 on usage or
+//! I/O errors.
+
+// A command-line tool: its results go to stdout by design.
+#![allow(clippy::print_stdout)]
+
+mod attest_cmd;
+mod bench;
+mod demo;
+mod fixtures;
+mod home;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// teemesh — software that proves what it is before anyone trusts it.
+#[derive(Debug, Parser)]
+#[command(name = "teemesh", version, about, long_about = None)]
+struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the guided demo on embedded defaults (simulated nodes, real vendor evidence).
+    Demo(demo::DemoArgs),
+    /// Attestation: verify evidence, produce simulated evidence, check result tokens.
+    #[command(subcommand)]
+    Attest(attest_cmd::AttestCommand),
+    /// Benchmarks against the peer measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// An appraisal refused the evidence or token (exit code 1, one-line reason on stderr).
+#[derive(Debug)]
+pub(crate) struct Refused(pub(crate) attest::Error);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let outcome = match cli.command {
+        Command::Demo(args) => demo::run(&args),
+        Command::Attest(cmd) => attest_cmd::run(cmd),
+        Command::Bench(cmd) => bench::run(cmd),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let refused = err.downcast_ref::<Refused>().is_some();
+            // One line: the chain of causes joined, so scripts can log it.
+            let line = format!("{err:#}").replace('\n', " ");
+            eprintln!("teemesh: {line}");
+            if refused {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
+        }
+    }
+}

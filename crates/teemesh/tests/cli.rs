@@ -1,0 +1,288 @@
+//! The CLI contract of `teemesh attest`, exercised on the real binary: one JSON object on stdout
+//! and exit 0 when affirmed; exit 1 and a one-line reason on stderr when refused.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/fixtures")
+        .join(rel)
+}
+
+fn teemesh(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_teemesh"))
+        .args(args)
+        .env("TEEMESH_HOME", home)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(
+        stdout.trim().lines().count(),
+        1,
+        "one JSON object on one line: {stdout}"
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+fn refused_line(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "refusal exits 1; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout when refused");
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one-line reason: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn verify_tdx_prints_the_contract_json() {
+    let home = tempfile::tempdir().unwrap();
+    let out = teemesh(
+        home.path(),
+        &[
+            "attest",
+            "verify",
+            "--evidence",
+            fixture("tdx/tdx_quote").to_str().unwrap(),
+            "--endorsements",
+            fixture("tdx/tdx_quote_collateral.json").to_str().unwrap(),
+            "--at",
+            "2025-06-20T00:00:00Z",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["platform"], "tdx");
+    assert_eq!(j["simulated"], false);
+    assert_eq!(j["tcb_status"], "UpToDate");
+    assert_eq!(j["advisory_ids"], serde_json::json!([]));
+    assert_eq!(
+        j["mrtd"],
+        "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7"
+    );
+    assert_eq!(j["rtmr3"], "00".repeat(48));
+    assert!(j["report_data"].as_str().unwrap().starts_with("9a9d48e7"));
+
+    // The token verifies with the same local verifier key, and a tampered one does not.
+    let token = j["result_token"].as_str().unwrap();
+    let out = teemesh(
+        home.path(),
+        &["attest", "result-verify", token, "--at", "1750377700"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_of(&out)["mrtd"], j["mrtd"]);
+    let mut forged = token.to_owned();
+    let mid = forged.len() / 2;
+    forged.replace_range(
+        mid..mid + 1,
+        if &token[mid..mid + 1] == "A" {
+            "B"
+        } else {
+            "A"
+        },
+    );
+    let line = refused_line(&teemesh(
+        home.path(),
+        &["attest", "result-verify", &forged, "--at", "1750377700"],
+    ));
+    assert!(line.contains("token"), "{line}");
+}
+
+#[test]
+fn verify_snp_with_repeated_endorsements() {
+    let home = tempfile::tempdir().unwrap();
+    let out = teemesh(
+        home.path(),
+        &[
+            "attest",
+            "verify",
+            "--evidence",
+            fixture("snp/test-vlek-report.bin").to_str().unwrap(),
+            "--endorsements",
+            fixture("snp/test-vlek.der").to_str().unwrap(),
+            "--endorsements",
+            fixture("snp/milan_ask_ark_asvk.pem").to_str().unwrap(),
+            "--at",
+            "1750377600",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["platform"], "snp");
+    assert_eq!(
+        j["measurement"],
+        "8922ebbdd00ec2c541f36a6e7a82a8773a7accb451ed67bc94e740dbe92c93c4e8c9af857f5ceeb5a493df2a570d7bf0"
+    );
+    assert_eq!(j["reported_tcb"], "04000000000018d9");
+}
+
+#[test]
+fn sgx_is_refused_by_the_default_policy_and_affirmed_by_an_accepting_one() {
+    let home = tempfile::tempdir().unwrap();
+    let base = [
+        "attest".to_owned(),
+        "verify".into(),
+        "--evidence".into(),
+        fixture("sgx/sgx_quote").display().to_string(),
+        "--endorsements".into(),
+        fixture("sgx").display().to_string(),
+        "--at".into(),
+        "2025-06-20T00:00:00Z".into(),
+    ];
+    let args: Vec<&str> = base.iter().map(String::as_str).collect();
+    let line = refused_line(&teemesh(home.path(), &args));
+    assert!(
+        line.contains("ConfigurationAndSWHardeningNeeded is not accepted"),
+        "{line}"
+    );
+
+    let policy = home.path().join("policy.toml");
+    std::fs::write(&policy, "accepted_tcb_statuses = [\"ConfigurationAndSWHardeningNeeded\"]\nallowed_advisories = [\"INTEL-SA-00289\", \"INTEL-SA-00615\"]\n").unwrap();
+    let mut with_policy = args.clone();
+    with_policy.extend(["--policy", policy.to_str().unwrap()]);
+    let out = teemesh(home.path(), &with_policy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(
+        j["mrenclave"],
+        "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"
+    );
+    assert_eq!(
+        j["mrsigner"],
+        "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6"
+    );
+    assert_eq!(
+        j["advisory_ids"],
+        serde_json::json!(["INTEL-SA-00289", "INTEL-SA-00615"])
+    );
+}
+
+#[test]
+fn simulated_evidence_round_trip_with_warning() {
+    let home = tempfile::tempdir().unwrap();
+    let evidence = home.path().join("sim.bin");
+    let rd = "ab".repeat(64);
+    let out = teemesh(
+        home.path(),
+        &[
+            "attest",
+            "sim-evidence",
+            "--report-data",
+            &rd,
+            "--out",
+            evidence.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIMULATED"));
+
+    let line = refused_line(&teemesh(
+        home.path(),
+        &["attest", "verify", "--evidence", evidence.to_str().unwrap()],
+    ));
+    assert!(line.contains("allow_simulated"), "{line}");
+
+    let policy = home.path().join("sim.toml");
+    std::fs::write(&policy, "allow_simulated = true\n").unwrap();
+    let out = teemesh(
+        home.path(),
+        &[
+            "attest",
+            "verify",
+            "--evidence",
+            evidence.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING: SIMULATED TEE"));
+    let j = json_of(&out);
+    assert_eq!(j["platform"], "sim");
+    assert_eq!(j["simulated"], true);
+    assert_eq!(j["report_data"], rd);
+}
+
+#[test]
+fn bad_inputs_get_one_line_reasons() {
+    let home = tempfile::tempdir().unwrap();
+    let junk = home.path().join("junk.bin");
+    std::fs::write(&junk, b"not evidence at all").unwrap();
+    let line = refused_line(&teemesh(
+        home.path(),
+        &["attest", "verify", "--evidence", junk.to_str().unwrap()],
+    ));
+    assert!(line.contains("unrecognised evidence"), "{line}");
+    // Usage errors exit 2.
+    let out = teemesh(
+        home.path(),
+        &["attest", "verify", "--evidence", "/nonexistent/q"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = teemesh(
+        home.path(),
+        &[
+            "attest",
+            "sim-evidence",
+            "--report-data",
+            "abcd",
+            "--out",
+            "/tmp/x",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected 64 bytes"));
+}
+
+#[test]
+fn demo_runs_and_matches_its_expectations() {
+    let home = tempfile::tempdir().unwrap();
+    let out = teemesh(home.path(), &["demo"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("SIMULATED TEE"));
+    assert!(stdout.contains("mallory (modified binary)"));
+    assert!(stdout.contains("Summary:"));
+}

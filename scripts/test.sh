@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need, then format check, clippy with
+# warnings as errors, every test, the demo, a bounded fuzz run and the dependency policy check.
+#
+# Usage: bash scripts/test.sh
+#   TEEMESH_FUZZ_SECONDS=N   seconds per fuzz target (default 20; 0 skips fuzzing)
+#   TEEMESH_SKIP_DENY=1      skip `cargo deny` (it needs crates.io to install the first time)
+# Works from a fresh Debian machine as root with rustup's stable toolchain; safe to rerun.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+fuzz_seconds="${TEEMESH_FUZZ_SECONDS:-20}"
+start=$SECONDS
+step() { printf '\n==> [%4ss] %s\n' "$((SECONDS - start))" "$*"; }
+
+step "toolchain"
+# rust-toolchain.toml pins 1.95.0; a machine whose only toolchain is called `stable` gets it linked
+# under the pinned name instead of trying to download it.
+pinned="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)"
+if ! rustup toolchain list | grep -q "^$pinned"; then
+    stable_version="$(rustc +stable --version | awk '{print $2}')"
+    if [ "$stable_version" != "$pinned" ]; then
+        echo "error: rust-toolchain.toml pins $pinned but this machine has stable $stable_version" >&2
+        exit 1
+    fi
+    rustup toolchain link "$pinned" "$(rustc +stable --print sysroot)"
+fi
+rustc --version
+cargo --version
+
+step "cargo fmt --check"
+cargo fmt --all --check
+cargo fmt --manifest-path fuzz/Cargo.toml --all --check
+
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "teemesh demo (smoke)"
+cargo run --locked -q -p teemesh -- demo
+
+if [ "$fuzz_seconds" != 0 ]; then
+    step "fuzz (${fuzz_seconds} s per target)"
+    bash scripts/fuzz.sh "$fuzz_seconds"
+fi
+
+if [ -z "${TEEMESH_SKIP_DENY:-}" ]; then
+    step "cargo deny (licenses, bans, sources)"
+    if ! cargo deny --version >/dev/null 2>&1; then
+        cargo install cargo-deny --locked
+    fi
+    # Advisories need the RustSec database from GitHub, which these machines cannot reach.
+    cargo deny --locked check licenses bans sources
+fi
+
+step "all checks passed in $((SECONDS - start)) s"
