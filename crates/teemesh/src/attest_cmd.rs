@@ -1,22 +1,28 @@
-//! `teemesh attest ...`: verify evidence under a policy and print the verified claims as one JSON
-//! object; produce simulated evidence; verify attestation result tokens.
+//! `teemesh attest ...`: obtain evidence from this host's TEE; verify evidence under a policy and
+//! print the verified claims as one JSON object; produce simulated evidence; verify attestation
+//! result tokens.
 
+use std::collections::HashSet;
 use std::io::Read as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use attest::{
-    AppraisalPolicy, AttestationResult, Endorsements, Measurement384, ReportData, ResultAlgorithm,
-    ResultSigningKey, ResultVerifyingKey, SimulatedAttester, UnixTime, Verifier,
-    issue_result_token,
+    AppraisalPolicy, AttestationResult, Digest256, Endorsements, Evidence, Measurement384,
+    PlatformKind, ReportData, ResultAlgorithm, ResultSigningKey, ResultVerifyingKey, UnixTime,
+    Verifier, issue_result_token,
 };
 use clap::{Args, Subcommand};
+use platform::{Attester as _, PlatformChoice, PlatformRoots, Simulated, SnpCertificate};
 use serde_json::{Value, json};
 
 use crate::Refused;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AttestCommand {
+    /// Obtain evidence binding REPORT_DATA from this host's TEE (TDX, SEV-SNP, SGX/Gramine) or,
+    /// when asked by name, the simulated TEE.
+    Evidence(EvidenceArgs),
     /// Appraise evidence; print the verified claims as JSON (exit 0) or a reason (exit 1).
     Verify(VerifyArgs),
     /// Write simulated evidence (no hardware protection) binding REPORT_DATA.
@@ -51,6 +57,24 @@ pub(crate) struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct EvidenceArgs {
+    /// Which TEE: auto (the one on this host, never the simulation), tdx or snp (configfs-tsm),
+    /// sgx (Gramine), or sim (simulated, no hardware protection).
+    #[arg(long, value_name = "auto|sim|tdx|snp|sgx", default_value = "auto")]
+    platform: PlatformChoice,
+    /// 64 bytes of report data as 128 hex digits.
+    #[arg(long, value_name = "HEX")]
+    report_data: String,
+    /// Where to write the evidence.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Also write the certificates the platform handed out (SEV-SNP VCEK or VLEK, ASK, ARK) as
+    /// PEM files into DIR, ready for `attest verify --endorsements DIR`.
+    #[arg(long, value_name = "DIR")]
+    certs_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct SimEvidenceArgs {
     /// 64 bytes of report data as 128 hex digits.
     #[arg(long, value_name = "HEX")]
@@ -81,6 +105,7 @@ pub(crate) struct ResultVerifyArgs {
 
 pub(crate) fn run(cmd: AttestCommand) -> Result<()> {
     match cmd {
+        AttestCommand::Evidence(args) => evidence(&args),
         AttestCommand::Verify(args) => verify(&args),
         AttestCommand::SimEvidence(args) => sim_evidence(&args),
         AttestCommand::ResultVerify(args) => result_verify(&args),
@@ -140,29 +165,102 @@ fn verify(args: &VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// SHA-384 of the running executable: the simulated TEE's measurement.
-pub(crate) fn executable_measurement() -> Result<Measurement384> {
-    use sha2::Digest as _;
-    let exe = std::env::current_exe().context("cannot locate the running executable")?;
-    let bytes = std::fs::read(&exe).with_context(|| format!("cannot read {}", exe.display()))?;
-    Ok(Measurement384(sha2::Sha384::digest(bytes).into()))
+fn warn_simulated(out: &std::path::Path) {
+    eprintln!(
+        "WARNING: wrote SIMULATED evidence to {}: no hardware protects it; verifiers refuse it unless their policy sets allow_simulated",
+        out.display()
+    );
+}
+
+/// The TEE interfaces' locations. Hidden overrides, for tests that stand in a fake tree for the
+/// kernel's or Gramine's files: `TEEMESH_CONFIGFS_TSM_ROOT`, `TEEMESH_GRAMINE_ROOT`.
+fn platform_roots() -> PlatformRoots {
+    let mut roots = PlatformRoots::default();
+    if let Some(root) = std::env::var_os("TEEMESH_CONFIGFS_TSM_ROOT") {
+        roots.configfs_tsm = root.into();
+    }
+    if let Some(root) = std::env::var_os("TEEMESH_GRAMINE_ROOT") {
+        roots.gramine = root.into();
+    }
+    roots
+}
+
+fn evidence(args: &EvidenceArgs) -> Result<()> {
+    let report_data = ReportData::from_hex(&args.report_data).context("--report-data")?;
+    let attester = platform_roots()
+        .open(args.platform)
+        .with_context(|| format!("--platform {}", args.platform))?;
+    tracing::info!(attester = %attester.describe(), "obtaining evidence");
+    let generated = attester
+        .generate(&report_data)
+        .with_context(|| format!("cannot obtain evidence from {}", attester.describe()))?;
+    std::fs::write(&args.out, &generated.evidence)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let simulated = attester.kind() == PlatformKind::Sim;
+    if simulated {
+        warn_simulated(&args.out);
+    }
+    let certificates = write_certificates(&generated.certificates, args.certs_dir.as_ref())?;
+    // The attester checked that it parses; the claims are unverified, shown for convenience.
+    let claims = Evidence::from_bytes(&generated.evidence)?.unverified_claims();
+    println!(
+        "{}",
+        json!({"out": args.out.display().to_string(), "platform": attester.kind(),
+               "simulated": simulated, "attester": attester.describe(),
+               "measurement": claims.primary_measurement_hex(),
+               "report_data": report_data.to_hex(), "debug": claims.debug,
+               "evidence_sha256": Digest256::of(&generated.evidence).to_hex(),
+               "certificates": certificates})
+    );
+    Ok(())
+}
+
+/// Writes each certificate as `DIR/<role>.pem` (PEM rather than DER: it is what `openssl x509`
+/// reads by default, and `attest` trims whitespace off DER files, which breaks an ARK ending in
+/// 0x09); returns `{role, path}` for every entry, `path` null when not written (no DIR given, or
+/// not a certificate).
+fn write_certificates(
+    certificates: &[SnpCertificate],
+    dir: Option<&PathBuf>,
+) -> Result<Vec<Value>> {
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut used = HashSet::new();
+    let mut out = Vec::with_capacity(certificates.len());
+    for (index, certificate) in certificates.iter().enumerate() {
+        let path = match (dir, certificate.to_pem()) {
+            (Some(dir), Some(pem)) => {
+                let stem = certificate.role.file_stem();
+                let name = if used.insert(stem.clone()) {
+                    format!("{stem}.pem")
+                } else {
+                    format!("{stem}-{index}.pem")
+                };
+                let path = dir.join(name);
+                std::fs::write(&path, pem)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Some(path.display().to_string())
+            }
+            _ => None,
+        };
+        out.push(json!({"role": certificate.role.to_string(), "path": path}));
+    }
+    Ok(out)
 }
 
 fn sim_evidence(args: &SimEvidenceArgs) -> Result<()> {
     let report_data = ReportData::from_hex(&args.report_data).context("--report-data")?;
     let measurement = match &args.measurement {
         Some(hex) => Measurement384::from_hex(hex).context("--measurement")?,
-        None => executable_measurement()?,
+        None => platform::executable_measurement()?,
     };
-    let evidence = SimulatedAttester::new(measurement)
+    let evidence = Simulated::with_measurement(measurement)
         .with_debug(args.debug)
-        .report(&report_data, UnixTime::now());
+        .evidence(&report_data)?;
     std::fs::write(&args.out, &evidence)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    eprintln!(
-        "WARNING: wrote SIMULATED evidence to {}: no hardware protects it; verifiers refuse it unless their policy sets allow_simulated",
-        args.out.display()
-    );
+    warn_simulated(&args.out);
     println!(
         "{}",
         json!({"out": args.out.display().to_string(), "platform": "sim", "simulated": true,

@@ -68,7 +68,7 @@ fn mesh_policy(measurement: &Measurement384, expected: &ReportData) -> Result<Ap
 pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let mut surprises = Vec::new();
     println!("teemesh demo — nodes that prove what they are before anyone trusts them\n");
-    let measurement = crate::attest_cmd::executable_measurement()?;
+    let measurement = platform::executable_measurement()?;
     let now = UnixTime::now();
 
     println!(

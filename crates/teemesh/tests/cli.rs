@@ -13,12 +13,33 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 fn teemesh(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_teemesh"))
+    teemesh_with_env(home, args, &[])
+}
+
+fn teemesh_with_env(home: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_teemesh"));
+    command
         .args(args)
         .env("TEEMESH_HOME", home)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+        .env_remove("RUST_LOG");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+/// Fails unless `out` is a usage/environment error: exit 2, nothing on stdout, one line on
+/// stderr (returned).
+fn error_line(out: &Output) -> String {
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout on error");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one-line reason: {stderr}"
+    );
+    stderr
 }
 
 fn json_of(out: &Output) -> serde_json::Value {
@@ -285,4 +306,218 @@ fn demo_runs_and_matches_its_expectations() {
     assert!(stdout.contains("SIMULATED TEE"));
     assert!(stdout.contains("mallory (modified binary)"));
     assert!(stdout.contains("Summary:"));
+}
+
+#[test]
+fn evidence_from_the_simulated_platform_round_trips_through_verify() {
+    let home = tempfile::tempdir().unwrap();
+    let evidence = home.path().join("evidence.bin");
+    let rd = "cd".repeat(64);
+    let out = teemesh(
+        home.path(),
+        &[
+            "attest",
+            "evidence",
+            "--platform",
+            "sim",
+            "--report-data",
+            &rd,
+            "--out",
+            evidence.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING: wrote SIMULATED evidence"));
+    let summary = json_of(&out);
+    assert_eq!(summary["platform"], "sim");
+    assert_eq!(summary["simulated"], true);
+    assert_eq!(summary["report_data"], rd);
+    assert!(
+        summary["attester"]
+            .as_str()
+            .unwrap()
+            .starts_with("SIMULATED TEE")
+    );
+
+    let line = refused_line(&teemesh(
+        home.path(),
+        &["attest", "verify", "--evidence", evidence.to_str().unwrap()],
+    ));
+    assert!(line.contains("allow_simulated"), "{line}");
+
+    let policy = home.path().join("sim.toml");
+    std::fs::write(&policy, "allow_simulated = true\n").unwrap();
+    let out = teemesh(
+        home.path(),
+        &[
+            "attest",
+            "verify",
+            "--evidence",
+            evidence.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verified = json_of(&out);
+    assert_eq!(verified["platform"], "sim");
+    assert_eq!(verified["report_data"], rd);
+    assert_eq!(verified["measurement"], summary["measurement"]);
+}
+
+#[test]
+fn evidence_without_the_named_tee_is_a_readable_error() {
+    let home = tempfile::tempdir().unwrap();
+    let evidence = home.path().join("evidence.bin");
+    let missing_tsm = home.path().join("no/tsm/report");
+    let missing_gramine = home.path().join("no/attestation");
+    let env = [
+        ("TEEMESH_CONFIGFS_TSM_ROOT", missing_tsm.as_path()),
+        ("TEEMESH_GRAMINE_ROOT", missing_gramine.as_path()),
+    ];
+    let rd = "00".repeat(64);
+    let args = |platform: &'static str| {
+        [
+            "attest".to_owned(),
+            "evidence".into(),
+            "--platform".into(),
+            platform.into(),
+            "--report-data".into(),
+            rd.clone(),
+            "--out".into(),
+            evidence.display().to_string(),
+        ]
+    };
+
+    let tdx = args("tdx");
+    let tdx: Vec<&str> = tdx.iter().map(String::as_str).collect();
+    let line = error_line(&teemesh_with_env(home.path(), &tdx, &env));
+    assert!(
+        line.contains("--platform tdx")
+            && line.contains("configfs-tsm")
+            && line.contains("not a TDX or SEV-SNP guest")
+            && line.contains(&missing_tsm.display().to_string()),
+        "{line}"
+    );
+
+    // Auto-detection finds nothing and says how to ask for the simulation; it never picks it.
+    let auto = args("auto");
+    let auto: Vec<&str> = auto.iter().map(String::as_str).collect();
+    let line = error_line(&teemesh_with_env(home.path(), &auto, &env));
+    assert!(
+        line.contains("no TEE found") && line.contains("--platform sim"),
+        "{line}"
+    );
+    assert!(!evidence.exists(), "no evidence file on failure");
+
+    let bogus = args("sev");
+    let bogus: Vec<&str> = bogus.iter().map(String::as_str).collect();
+    let out = teemesh_with_env(home.path(), &bogus, &env);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown platform"));
+}
+
+/// SGX through a fake Gramine tree (a plain directory behaves like `/dev/attestation` for one
+/// writer), with the real quote fixture, then verified with its collateral. (configfs-tsm cannot
+/// be faked across processes this way: its writes must bump `generation`, which a plain
+/// directory does not do; the `platform` crate tests it against an in-process fake kernel.)
+#[test]
+fn evidence_from_a_fake_gramine_tree_verifies() {
+    let home = tempfile::tempdir().unwrap();
+    let gramine = home.path().join("dev/attestation");
+    std::fs::create_dir_all(&gramine).unwrap();
+    let quote = std::fs::read(fixture("sgx/sgx_quote")).unwrap();
+    std::fs::write(gramine.join("attestation_type"), "dcap\n").unwrap();
+    std::fs::write(gramine.join("user_report_data"), b"").unwrap();
+    std::fs::write(gramine.join("quote"), &quote).unwrap();
+    let rd = attest::Evidence::from_bytes(&quote)
+        .unwrap()
+        .report_data()
+        .to_hex();
+    let evidence = home.path().join("quote.bin");
+    let out = teemesh_with_env(
+        home.path(),
+        &[
+            "attest",
+            "evidence",
+            "--platform",
+            "sgx",
+            "--report-data",
+            &rd,
+            "--out",
+            evidence.to_str().unwrap(),
+        ],
+        &[("TEEMESH_GRAMINE_ROOT", gramine.as_path())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no simulation warning for hardware evidence"
+    );
+    let summary = json_of(&out);
+    assert_eq!(summary["platform"], "sgx");
+    assert_eq!(summary["simulated"], false);
+    assert_eq!(
+        summary["measurement"],
+        "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"
+    );
+    assert_eq!(std::fs::read(&evidence).unwrap(), quote);
+    assert_eq!(
+        std::fs::read(gramine.join("user_report_data")).unwrap(),
+        hex::decode(&rd).unwrap()
+    );
+
+    let policy = home.path().join("policy.toml");
+    std::fs::write(&policy, "accepted_tcb_statuses = [\"ConfigurationAndSWHardeningNeeded\"]\nallowed_advisories = [\"INTEL-SA-00289\", \"INTEL-SA-00615\"]\n").unwrap();
+    let out = teemesh(
+        home.path(),
+        &[
+            "attest",
+            "verify",
+            "--evidence",
+            evidence.to_str().unwrap(),
+            "--endorsements",
+            fixture("sgx/sgx_quote_collateral.json").to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--at",
+            "2025-06-20T00:00:00Z",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_of(&out)["report_data"], rd);
+
+    // A quote for other report data (stale, or another writer's) is refused at the attester.
+    let other = "ee".repeat(64);
+    let line = error_line(&teemesh_with_env(
+        home.path(),
+        &[
+            "attest",
+            "evidence",
+            "--platform",
+            "sgx",
+            "--report-data",
+            &other,
+            "--out",
+            home.path().join("other.bin").to_str().unwrap(),
+        ],
+        &[("TEEMESH_GRAMINE_ROOT", gramine.as_path())],
+    ));
+    assert!(line.contains("other report data"), "{line}");
 }
