@@ -263,18 +263,38 @@ pub enum Error {
     },
 }
 
+/// `text` as one printable line: line breaks and tabs become spaces, other control characters
+/// are escaped. Error messages quote untrusted input (a PEM label, a TOML line), and a log line
+/// must not be split or carry terminal escapes because of it.
+pub(crate) fn one_line(text: impl std::fmt::Display) -> String {
+    let text = text.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.trim().chars() {
+        match c {
+            '\n' | '\r' | '\t' => {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl Error {
     pub(crate) fn malformed(format: &'static str, reason: impl Into<String>) -> Self {
         Self::EvidenceMalformed {
             format,
-            reason: reason.into(),
+            reason: one_line(reason.into()),
         }
     }
 
     pub(crate) fn endorsement(source_name: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::EndorsementMalformed {
-            source_name: source_name.into(),
-            reason: reason.into(),
+            source_name: one_line(source_name.into()),
+            reason: one_line(reason.into()),
         }
     }
 
@@ -288,3 +308,15 @@ impl Error {
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn one_line_removes_breaks_and_escapes_controls() {
+        assert_eq!(one_line("a\nb\r\n c\td"), "a b c d");
+        assert_eq!(one_line("x\u{0}y\u{1b}[31m"), "x\\u{0}y\\u{1b}[31m");
+        assert!(!one_line("\u{7f}\u{85}").chars().any(char::is_control));
+    }
+}

@@ -243,7 +243,7 @@ impl AppraisalPolicy {
     /// Parses TOML.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
         toml::from_str(text).map_err(|e| Error::PolicyInvalid {
-            reason: e.to_string().trim().replace('\n', " "),
+            reason: crate::error::one_line(e),
         })
     }
 

@@ -264,3 +264,30 @@ fn missing_vcek_is_a_clear_error() {
     assert!(matches!(err, Error::EndorsementsMissing { .. }), "{err}");
     assert!(err.to_string().contains("VCEK"), "{err}");
 }
+
+/// DER certificates are loaded byte for byte: the Milan ARK's last byte is 0x09 (a tab), which
+/// an ASCII-whitespace trim would cut off. This is how an SNP host's certificate table arrives.
+#[test]
+fn der_chain_files_ending_in_whitespace_bytes_load() {
+    use base64::Engine as _;
+    let pem = String::from_utf8(read(MILAN)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut last_bytes = Vec::new();
+    let mut files = vec![fixture(VCEK)];
+    for (i, block) in pem.split("-----BEGIN CERTIFICATE-----").skip(1).enumerate() {
+        let body: String = block
+            .split("-----END CERTIFICATE-----")
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+        last_bytes.push(*der.last().unwrap());
+        let path = dir.path().join(format!("cert{i}.der"));
+        std::fs::write(&path, der).unwrap();
+        files.push(path);
+    }
+    assert!(last_bytes.iter().any(|b| b.is_ascii_whitespace()), "{last_bytes:?}");
+    let endorsements = Endorsements::load(&files).unwrap();
+    appraise(&policy(""), &read(REPORT), &endorsements, T_2025).expect("affirmed");
+}

@@ -82,7 +82,7 @@ pub(crate) fn verify_quote(
 /// Sorts dcap-qvl's (string) errors into distinct variants. The mapping is pinned by the fixture
 /// twins in tests/dcap.rs, and dcap-qvl is pinned to an exact version.
 pub(crate) fn classify(platform: PlatformKind, err: &dyn std::fmt::Display) -> Error {
-    let reason = format!("{err:#}");
+    let reason = crate::error::one_line(format!("{err:#}"));
     let lower = reason.to_ascii_lowercase();
     if lower.contains("isv enclave report signature") {
         Error::EvidenceSignatureInvalid { platform, reason }

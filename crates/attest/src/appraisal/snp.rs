@@ -124,10 +124,10 @@ fn candidate_chains(endorsements: &Endorsements, key: &AmdCert) -> Result<Vec<Ca
 }
 
 fn verify_chain(chain: &CaChain, key: &AmdCert, now: UnixTime) -> Result<UnixTime, Error> {
-    let names = format!(
+    let names = crate::error::one_line(format!(
         "{} ← {} ← {}",
         key.common_name, chain.intermediate.common_name, chain.ark.common_name
-    );
+    ));
     let link = |what: &str, r: std::io::Result<()>| {
         r.map_err(|e| Error::CertificateChainInvalid {
             chain: names.clone(),

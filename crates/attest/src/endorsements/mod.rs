@@ -81,8 +81,10 @@ impl Endorsements {
             || (contains(trimmed, b"-----BEGIN") && std::str::from_utf8(trimmed).is_ok())
         {
             self.add_pem(name, trimmed)?;
-        } else if trimmed.first() == Some(&0x30) {
-            self.add_der(name, trimmed)?;
+        } else if bytes.first() == Some(&0x30) {
+            // DER is binary: its last byte may well be 0x09, 0x0a or 0x20 (the Milan ARK ends
+            // in 0x09), so it is never trimmed.
+            self.add_der(name, bytes)?;
         } else {
             return Err(Error::endorsement(
                 name,
