@@ -10,7 +10,7 @@ use crate::claims::{Claims, PlatformClaims, PlatformKind};
 use crate::error::Error;
 use crate::values::{Digest256, ReportData};
 
-pub use dcap::DcapQuote;
+pub use dcap::{DcapQuote, PckCa, PckPlatform};
 pub use sim::{SimReport, SimulatedAttester};
 pub use snp::SnpReport;
 
@@ -101,6 +101,15 @@ impl Evidence {
             },
             EvidenceFormat::Snp(_) => PlatformKind::Snp,
             EvidenceFormat::Sim(_) => PlatformKind::Sim,
+        }
+    }
+
+    /// For a DCAP quote, the FMSPC and PCK CA named by the PCK certificate it carries (what a
+    /// collateral fetcher asks Intel PCS for); `None` for other formats. **Unverified.**
+    pub fn pck_platform(&self) -> Result<Option<PckPlatform>, Error> {
+        match &self.format {
+            EvidenceFormat::Dcap(_) => dcap::pck_platform(&self.raw).map(Some),
+            EvidenceFormat::Snp(_) | EvidenceFormat::Sim(_) => Ok(None),
         }
     }
 
