@@ -104,15 +104,29 @@ mod tests {
     #[test]
     fn last_column_wraps_and_long_words_shrink() {
         let mut t = Table::new(&["a", "why"]);
-        let long = format!("mismatch: got {} expected {}", "ab".repeat(48), "cd".repeat(48));
+        let long = format!(
+            "mismatch: got {} expected {}",
+            "ab".repeat(48),
+            "cd".repeat(48)
+        );
         t.row(vec!["x".into(), long]);
         t.row(vec!["y".into(), "short".into()]);
         let out = t.render();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 5, "{out}");
-        assert!(lines[2].contains("ababababababababababababababab…"), "{out}");
-        assert!(lines.iter().all(|l| l.chars().count() <= 2 + 1 + 2 + LAST_COLUMN_WIDTH));
-        let words = (0..30).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        assert!(
+            lines[2].contains("ababababababababababababababab…"),
+            "{out}"
+        );
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() <= 2 + 1 + 2 + LAST_COLUMN_WIDTH)
+        );
+        let words = (0..30)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         let wrapped = wrap(&words, 20);
         assert!(wrapped.len() > 1 && wrapped.iter().all(|l| l.len() <= 20));
         assert_eq!(wrapped.join(" "), words);
