@@ -315,7 +315,7 @@ mod tests {
 
     #[test]
     fn one_line_removes_breaks_and_escapes_controls() {
-        assert_eq!(one_line("a\nb\r\n c\td"), "a b c d");
+        assert_eq!(one_line("a\nb\r\nc\td"), "a b c d");
         assert_eq!(one_line("x\u{0}y\u{1b}[31m"), "x\\u{0}y\\u{1b}[31m");
         assert!(!one_line("\u{7f}\u{85}").chars().any(char::is_control));
     }

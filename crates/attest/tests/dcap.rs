@@ -330,3 +330,34 @@ fn raw_pcs_responses_assemble_into_collateral() {
     let err = appraise(&policy(""), &read(TDX4), &e, T_2025).unwrap_err();
     assert!(err.to_string().contains("PCK CRL is missing"), "{err}");
 }
+
+#[test]
+fn pck_platform_names_what_pcs_serves_collateral_for() {
+    use attest::Evidence;
+    use attest::evidence::{PckCa, PckPlatform};
+    for (quote, coll) in [(SGX, SGX_COLL), (TDX4, TDX4_COLL), (TDX5, TDX5_COLL)] {
+        let c: serde_json::Value = serde_json::from_slice(&read(coll)).unwrap();
+        let tcb_info: serde_json::Value =
+            serde_json::from_str(c["tcb_info"].as_str().unwrap()).unwrap();
+        let pck = Evidence::from_bytes(&read(quote))
+            .unwrap()
+            .pck_platform()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            hex::encode_upper(pck.fmspc),
+            tcb_info["fmspc"].as_str().unwrap(),
+            "{quote}"
+        );
+        // The PCK CRL in the collateral is the one of the CA that issued the PCK certificate.
+        let pck_crl = hex::decode(c["pck_crl"].as_str().unwrap()).unwrap();
+        let issuer = if pck_crl.windows(9).any(|w| w == b"Processor") {
+            PckCa::Processor
+        } else {
+            PckCa::Platform
+        };
+        assert_eq!(pck.ca, issuer, "{quote}");
+    }
+    let snp = Evidence::from_bytes(&read("snp/test-report.bin")).unwrap();
+    assert_eq!(snp.pck_platform().unwrap(), None::<PckPlatform>);
+}

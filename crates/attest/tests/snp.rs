@@ -281,13 +281,18 @@ fn der_chain_files_ending_in_whitespace_bytes_load() {
             .unwrap()
             .split_whitespace()
             .collect();
-        let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
         last_bytes.push(*der.last().unwrap());
         let path = dir.path().join(format!("cert{i}.der"));
         std::fs::write(&path, der).unwrap();
         files.push(path);
     }
-    assert!(last_bytes.iter().any(|b| b.is_ascii_whitespace()), "{last_bytes:?}");
+    assert!(
+        last_bytes.iter().any(|b| b.is_ascii_whitespace()),
+        "{last_bytes:?}"
+    );
     let endorsements = Endorsements::load(&files).unwrap();
     appraise(&policy(""), &read(REPORT), &endorsements, T_2025).expect("affirmed");
 }

@@ -13,6 +13,7 @@ use attest::{
     Verifier, issue_result_token,
 };
 use clap::{Args, Subcommand};
+use collateral::{Fetcher, FetcherConfig, SnpProduct};
 use platform::{Attester as _, PlatformChoice, PlatformRoots, Simulated, SnpCertificate};
 use serde_json::{Value, json};
 
@@ -54,6 +55,36 @@ pub(crate) struct VerifyArgs {
     /// Algorithm for a newly created result key.
     #[arg(long, value_name = "ed25519|es256", default_value = "ed25519")]
     result_alg: String,
+    #[command(flatten)]
+    collateral: Box<CollateralArgs>,
+}
+
+/// Fetching endorsements from the vendors: off unless `--fetch-collateral` is given.
+#[derive(Debug, Args)]
+pub(crate) struct CollateralArgs {
+    /// Fetch the evidence's endorsements from Intel PCS or AMD KDS (through a cache) and add
+    /// them to --endorsements.
+    #[arg(long)]
+    fetch_collateral: bool,
+    /// Intel PCS (or PCCS) base URL [default: https://api.trustedservices.intel.com].
+    #[arg(long, value_name = "URL", requires = "fetch_collateral")]
+    pcs_url: Option<String>,
+    /// Base URL serving IntelSGXRootCA.der, the root CA CRL
+    /// [default: https://certificates.trustedservices.intel.com].
+    #[arg(long, value_name = "URL", requires = "fetch_collateral")]
+    intel_certs_url: Option<String>,
+    /// AMD KDS base URL [default: https://kdsintf.amd.com].
+    #[arg(long, value_name = "URL", requires = "fetch_collateral")]
+    kds_url: Option<String>,
+    /// Cache of fetched responses [default: $TEEMESH_HOME/collateral].
+    #[arg(long, value_name = "DIR", requires = "fetch_collateral")]
+    collateral_cache: Option<PathBuf>,
+    /// Use only the collateral cache; never touch the network.
+    #[arg(long, requires = "fetch_collateral")]
+    collateral_offline: bool,
+    /// Product line of an SEV-SNP report older than version 3 (newer ones say it themselves).
+    #[arg(long, value_name = "milan|genoa|turin", requires = "fetch_collateral")]
+    snp_product: Option<SnpProduct>,
 }
 
 #[derive(Debug, Args)]
@@ -141,7 +172,11 @@ fn verify(args: &VerifyArgs) -> Result<()> {
     let policy = load_policy(args.policy.as_ref())?;
     let evidence = std::fs::read(&args.evidence)
         .with_context(|| format!("cannot read evidence {}", args.evidence.display()))?;
-    let endorsements = Endorsements::load(&args.endorsements)?;
+    let mut endorsement_paths = args.endorsements.clone();
+    if args.collateral.fetch_collateral {
+        endorsement_paths.extend(fetch_collateral(&args.collateral, &evidence)?);
+    }
+    let endorsements = Endorsements::load(&endorsement_paths)?;
     let ttl = policy.result_ttl.0;
     let verifier = Verifier::new(policy);
     let verified = verifier
@@ -216,8 +251,7 @@ fn evidence(args: &EvidenceArgs) -> Result<()> {
 }
 
 /// Writes each certificate as `DIR/<role>.pem` (PEM rather than DER: it is what `openssl x509`
-/// reads by default, and `attest` trims whitespace off DER files, which breaks an ARK ending in
-/// 0x09); returns `{role, path}` for every entry, `path` null when not written (no DIR given, or
+/// reads by default); returns `{role, path}` for every entry, `path` null when not written (no DIR given, or
 /// not a certificate).
 fn write_certificates(
     certificates: &[SnpCertificate],
@@ -247,6 +281,37 @@ fn write_certificates(
         out.push(json!({"role": certificate.role.to_string(), "path": path}));
     }
     Ok(out)
+}
+
+/// The endorsement files the vendors serve for `evidence`, from the cache or the network.
+fn fetch_collateral(args: &CollateralArgs, evidence: &[u8]) -> Result<Vec<PathBuf>> {
+    // Unrecognised evidence is refused the same way appraisal would refuse it.
+    let evidence = attest::Evidence::from_bytes(evidence).map_err(Refused)?;
+    let cache = args
+        .collateral_cache
+        .clone()
+        .unwrap_or_else(|| crate::home::teemesh_home().join("collateral"));
+    let mut config = FetcherConfig::new(cache);
+    config.offline = args.collateral_offline;
+    if let Some(url) = &args.pcs_url {
+        config.intel_pcs_base.clone_from(url);
+    }
+    if let Some(url) = &args.intel_certs_url {
+        config.intel_certs_base.clone_from(url);
+    }
+    if let Some(url) = &args.kds_url {
+        config.amd_kds_base.clone_from(url);
+    }
+    let fetched = Fetcher::new(config)
+        .fetch(&evidence, args.snp_product)
+        .context("--fetch-collateral")?;
+    tracing::info!(
+        downloaded = fetched.downloaded,
+        from_cache = fetched.from_cache,
+        files = fetched.files.len(),
+        "collateral ready"
+    );
+    Ok(fetched.files)
 }
 
 fn sim_evidence(args: &SimEvidenceArgs) -> Result<()> {

@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../../collateral/tests/support/mod.rs"]
+mod vendor_server;
+
 fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/fixtures")
@@ -520,4 +523,113 @@ fn evidence_from_a_fake_gramine_tree_verifies() {
         &[("TEEMESH_GRAMINE_ROOT", gramine.as_path())],
     ));
     assert!(line.contains("other report data"), "{line}");
+}
+
+#[test]
+fn verify_fetches_collateral_only_when_asked_and_caches_it() {
+    let home = tempfile::tempdir().unwrap();
+    let pcs = vendor_server::VendorServer::start(vendor_server::intel_routes(
+        "tdx/tdx_quote_collateral.json",
+    ));
+    let quote = fixture("tdx/tdx_quote").display().to_string();
+    let base = [
+        "attest",
+        "verify",
+        "--evidence",
+        &quote,
+        "--at",
+        "2025-06-20T00:00:00Z",
+    ];
+
+    // Off by default: no endorsements, no fetch, a refusal that says collateral is missing.
+    let line = refused_line(&teemesh(home.path(), &base));
+    assert!(line.contains("collateral"), "{line}");
+    assert_eq!(pcs.request_count(), 0);
+
+    let url = pcs.base_url();
+    let mut fetching = base.to_vec();
+    fetching.extend([
+        "--fetch-collateral",
+        "--pcs-url",
+        &url,
+        "--intel-certs-url",
+        &url,
+    ]);
+    let out = teemesh(home.path(), &fetching);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["tcb_status"], "UpToDate");
+    assert_eq!(
+        j["mrtd"],
+        "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7"
+    );
+    assert_eq!(pcs.request_count(), 4);
+    // The default cache is under the teemesh home; the second run is served from it.
+    assert!(home.path().join("collateral").read_dir().unwrap().count() >= 6);
+    let out = teemesh(home.path(), &fetching);
+    assert!(out.status.success());
+    assert_eq!(pcs.request_count(), 4);
+
+    // Offline with an empty cache: a usage/I-O failure (exit 2) naming the missing URL.
+    let empty = home.path().join("empty-cache");
+    let mut offline = fetching.clone();
+    offline.extend([
+        "--collateral-cache",
+        empty.to_str().unwrap(),
+        "--collateral-offline",
+    ]);
+    let out = teemesh(home.path(), &offline);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("offline") && stderr.contains("/tdx/certification/v4/tcb?fmspc="),
+        "{stderr}"
+    );
+    assert_eq!(pcs.request_count(), 4);
+
+    // Fetch options without --fetch-collateral are a usage error.
+    let mut stray = base.to_vec();
+    stray.extend(["--pcs-url", &url]);
+    assert_eq!(teemesh(home.path(), &stray).status.code(), Some(2));
+}
+
+#[test]
+fn verify_fetches_a_vcek_from_kds() {
+    let home = tempfile::tempdir().unwrap();
+    let kds = vendor_server::VendorServer::start(vendor_server::amd_routes(
+        "snp/test-vcek.der",
+        "snp/virtee_cert_chain_milan.pem",
+    ));
+    let report = fixture("snp/test-report.bin").display().to_string();
+    let url = kds.base_url();
+    let out = teemesh(
+        home.path(),
+        &[
+            "attest",
+            "verify",
+            "--evidence",
+            &report,
+            "--at",
+            "1750377600",
+            "--fetch-collateral",
+            "--kds-url",
+            &url,
+            "--snp-product",
+            "milan",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = json_of(&out);
+    assert_eq!(j["platform"], "snp");
+    assert_eq!(j["product"], "Milan");
+    assert_eq!(j["reported_tcb"], "0300000000000873");
+    assert_eq!(kds.request_count(), 2);
 }

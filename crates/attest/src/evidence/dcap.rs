@@ -219,3 +219,46 @@ impl DcapQuote {
         }
     }
 }
+
+/// Which Intel PCK CA issued a quote's PCK certificate; it selects the PCK CRL to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PckCa {
+    /// `Intel SGX PCK Processor CA`.
+    Processor,
+    /// `Intel SGX PCK Platform CA`.
+    Platform,
+}
+
+impl PckCa {
+    /// The `ca` parameter of Intel PCS's `pckcrl` endpoint: `processor` or `platform`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processor => "processor",
+            Self::Platform => "platform",
+        }
+    }
+}
+
+/// The platform a quote's PCK certificate names: what Intel PCS needs to serve the collateral.
+/// Read from the certification data **without verifying anything**: use it to choose what to
+/// fetch, never to decide trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PckPlatform {
+    /// Family-Model-Stepping-Platform-CustomSKU from the PCK certificate's SGX extension.
+    pub fmspc: [u8; 6],
+    /// The CA that issued the PCK certificate.
+    pub ca: PckCa,
+}
+
+/// Reads the FMSPC and issuing CA from the PCK certificate embedded in a raw quote
+/// (certification data type 5, or 4 with a lone PCK certificate).
+pub(crate) fn pck_platform(raw: &[u8]) -> Result<PckPlatform, Error> {
+    let bad = |e: &dyn std::fmt::Display| Error::malformed(FORMAT, format!("PCK certificate: {e}"));
+    let quote = dcap_qvl::quote::Quote::parse(raw).map_err(|e| bad(&e))?;
+    let fmspc = dcap_qvl::intel::quote_fmspc(&quote).map_err(|e| bad(&e))?;
+    let ca = match dcap_qvl::intel::quote_ca(&quote).map_err(|e| bad(&e))? {
+        dcap_qvl::config::PckCa::Processor => PckCa::Processor,
+        dcap_qvl::config::PckCa::Platform => PckCa::Platform,
+    };
+    Ok(PckPlatform { fmspc, ca })
+}

@@ -10,7 +10,7 @@ use crate::claims::{Claims, PlatformClaims, PlatformKind};
 use crate::error::Error;
 use crate::values::{Digest256, ReportData};
 
-pub use dcap::DcapQuote;
+pub use dcap::{DcapQuote, PckCa, PckPlatform};
 pub use sim::{SimReport, SimulatedAttester};
 pub use snp::SnpReport;
 
@@ -104,6 +104,15 @@ impl Evidence {
         }
     }
 
+    /// For a DCAP quote, the FMSPC and PCK CA named by the PCK certificate it carries (what a
+    /// collateral fetcher asks Intel PCS for); `None` for other formats. **Unverified.**
+    pub fn pck_platform(&self) -> Result<Option<PckPlatform>, Error> {
+        match &self.format {
+            EvidenceFormat::Dcap(_) => dcap::pck_platform(&self.raw).map(Some),
+            EvidenceFormat::Snp(_) | EvidenceFormat::Sim(_) => Ok(None),
+        }
+    }
+
     /// The report_data the attester bound into the evidence (unverified until appraised).
     pub fn report_data(&self) -> &ReportData {
         match &self.format {
@@ -151,6 +160,33 @@ fn decode_hex_text(bytes: &[u8]) -> Option<Vec<u8>> {
     hex::decode(compact).ok()
 }
 
+/// For text that starts as hex but does not decode: what is wrong with it.
+fn broken_hex_text(raw: &[u8]) -> Option<String> {
+    let text: Vec<(usize, u8)> = raw
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, b)| !b.is_ascii_whitespace())
+        .collect();
+    // Printable text opening with at least 16 hex digits: meant as hex.
+    if text.len() < 16
+        || !text.iter().all(|(_, b)| b.is_ascii_graphic())
+        || !text[..16].iter().all(|(_, b)| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    Some(match text.iter().find(|(_, b)| !b.is_ascii_hexdigit()) {
+        Some((at, b)) => format!(
+            "this looks like hex text but byte {at} ({}) is not a hex digit",
+            std::ascii::escape_default(*b)
+        ),
+        None => format!(
+            "this looks like hex text but has an odd number of hex digits ({})",
+            text.len()
+        ),
+    })
+}
+
 fn describe_unknown(raw: &[u8]) -> String {
     let head = hex::encode(&raw[..raw.len().min(8)]);
     if raw.is_empty() {
@@ -159,6 +195,8 @@ fn describe_unknown(raw: &[u8]) -> String {
         "this is PEM (a certificate?); pass it with --endorsements".into()
     } else if raw.first() == Some(&b'{') {
         "this is JSON (collateral?); pass it with --endorsements".into()
+    } else if let Some(why) = broken_hex_text(raw) {
+        why
     } else if raw.first() == Some(&0x30) {
         "this looks like DER (a certificate or CRL?); pass it with --endorsements".into()
     } else {
