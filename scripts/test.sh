@@ -29,6 +29,19 @@ fi
 rustc --version
 cargo --version
 
+step "system packages"
+# openssl: the ordinary TLS client (s_client) of the attested-TLS interoperability tests.
+missing=()
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    else
+        echo "error: install ${missing[*]} (apt-get install ${missing[*]}) and rerun" >&2
+        exit 1
+    fi
+fi
+
 step "cargo fmt --check"
 cargo fmt --all --check
 cargo fmt --manifest-path fuzz/Cargo.toml --all --check

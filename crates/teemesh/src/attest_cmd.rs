@@ -32,6 +32,9 @@ pub(crate) enum AttestCommand {
     ResultVerify(ResultVerifyArgs),
     /// Print the default appraisal policy as TOML (a starting point for your own).
     Policy,
+    /// Connect to an attested TLS endpoint and print its attestation result as JSON (exit 0
+    /// only when the policy affirms it).
+    Peer(crate::atls_cmd::PeerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +147,7 @@ pub(crate) fn run(cmd: AttestCommand) -> Result<()> {
             print!("{}", AppraisalPolicy::default().to_toml());
             Ok(())
         }
+        AttestCommand::Peer(args) => crate::atls_cmd::peer(args),
     }
 }
 
@@ -209,7 +213,7 @@ fn warn_simulated(out: &std::path::Path) {
 
 /// The TEE interfaces' locations. Hidden overrides, for tests that stand in a fake tree for the
 /// kernel's or Gramine's files: `TEEMESH_CONFIGFS_TSM_ROOT`, `TEEMESH_GRAMINE_ROOT`.
-fn platform_roots() -> PlatformRoots {
+pub(crate) fn platform_roots() -> PlatformRoots {
     let mut roots = PlatformRoots::default();
     if let Some(root) = std::env::var_os("TEEMESH_CONFIGFS_TSM_ROOT") {
         roots.configfs_tsm = root.into();

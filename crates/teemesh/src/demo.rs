@@ -1,7 +1,7 @@
 //! `teemesh demo`: a guided tour on embedded defaults. Starts simulated nodes in-process, appraises
 //! each one's nonce-bound evidence (refusing a node running a modified binary and a replayed
 //! report), hands a relying party a signed attestation result, and verifies the bundled real
-//! SGX/TDX/SEV-SNP evidence at its fixed time. Exits non-zero if any outcome is not the expected one.
+//! SGX/TDX/SEV-SNP evidence at its fixed time, then connects the nodes over mutually attested TLS. Exits non-zero if any outcome is not the expected one.
 
 use anyhow::{Result, bail};
 use attest::{
@@ -72,7 +72,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let now = UnixTime::now();
 
     println!(
-        "[1/4] Starting {} simulated nodes in this process",
+        "[1/5] Starting {} simulated nodes in this process",
         args.nodes
     );
     println!(
@@ -111,7 +111,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     }
     println!("{}\n", started.render());
 
-    println!("[2/4] Appraising each node's evidence under the mesh policy");
+    println!("[2/5] Appraising each node's evidence under the mesh policy");
     println!(
         "  policy: allow_simulated = true, sim.measurement = {}, report_data = SHA-512(fresh nonce ‖ node name)",
         short(&measurement.to_hex(), 16)
@@ -173,7 +173,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     println!("{}\n", decisions.render());
 
     println!(
-        "[3/4] A relying party checks node-a through a signed attestation result (no evidence re-appraised)"
+        "[3/5] A relying party checks node-a through a signed attestation result (no evidence re-appraised)"
     );
     let Some(verified) = first_affirmed else {
         bail!("no node was affirmed");
@@ -200,7 +200,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     println!();
 
     println!(
-        "[4/4] Real vendor evidence bundled with teemesh, appraised at each fixture's fixed time"
+        "[4/5] Real vendor evidence bundled with teemesh, appraised at each fixture's fixed time"
     );
     let mut real = Table::new(&[
         "evidence",
@@ -253,6 +253,11 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     }
     println!("{}\n", real.render());
 
+    println!(
+        "[5/5] The nodes connect over mutually attested TLS: both ends prove themselves in the handshake"
+    );
+    surprises.extend(crate::demo_atls::run(measurement)?);
+
     if !surprises.is_empty() {
         bail!(
             "demo outcomes differ from the expected ones: {}",
@@ -266,6 +271,12 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
         "answer refused, a signed result verified by a relying party, and {} real SGX/TDX/SEV-SNP",
         fixtures::ALL.len()
     );
-    println!("appraisals matched their expected outcomes. Next: `teemesh attest verify --help`.");
+    println!(
+        "appraisals matched their expected outcomes; nodes connected over mutually attested TLS while a"
+    );
+    println!(
+        "modified binary and a copied certificate were refused. Next: `teemesh attest verify --help`,"
+    );
+    println!("`teemesh atls serve --platform sim` and `teemesh attest peer ADDR`.");
     Ok(())
 }

@@ -5,9 +5,11 @@
 // A command-line tool: its results go to stdout by design.
 #![allow(clippy::print_stdout)]
 
+mod atls_cmd;
 mod attest_cmd;
 mod bench;
 mod demo;
+mod demo_atls;
 mod fixtures;
 mod home;
 mod table;
@@ -34,6 +36,9 @@ enum Command {
     /// Attestation: verify evidence, produce simulated evidence, check result tokens.
     #[command(subcommand)]
     Attest(attest_cmd::AttestCommand),
+    /// Mutually attested TLS: an echo endpoint whose clients and server prove what they are.
+    #[command(subcommand)]
+    Atls(atls_cmd::AtlsCommand),
     /// Benchmarks against the peer measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -73,12 +78,14 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Attest(cmd) => attest_cmd::run(cmd),
+        Command::Atls(cmd) => atls_cmd::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let refused = err.downcast_ref::<Refused>().is_some();
+            let refused = err.downcast_ref::<Refused>().is_some()
+                || err.downcast_ref::<atls_cmd::PeerRefused>().is_some();
             // One line: the chain of causes joined, so scripts can log it.
             let line = format!("{err:#}").replace('\n', " ");
             eprintln!("teemesh: {line}");
