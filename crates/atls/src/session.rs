@@ -1,5 +1,6 @@
 //! Attested TLS sessions over any async byte stream (tokio): the handshake with both sides'
-//! certificates appraised by [`PeerVerifier`], then the session-freshness exchange.
+//! certificates appraised by [`PeerVerifier`], then the session-freshness exchange. TLS 1.3 only:
+//! its exporter is bound to the full handshake transcript, with no TLS 1.2 EMS caveats.
 //!
 //! Session exchange, right after the handshake and only when both sides are attested: each side
 //! writes one frame, then reads the peer's. A frame is `"TMSE" ‖ u32 length (big endian) ‖
@@ -64,7 +65,7 @@ impl AtlsServer {
         verifier: Arc<PeerVerifier>,
     ) -> Result<Self, AtlsError> {
         let config = ServerConfig::builder_with_provider(verifier.provider().clone())
-            .with_safe_default_protocol_versions()?
+            .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier.clone())
             .with_single_cert(vec![identity.certificate().clone()], identity.private_key())?;
         let config = without_resumption_server(config);
@@ -129,7 +130,7 @@ impl AtlsClient {
         verifier: Arc<PeerVerifier>,
     ) -> Result<Self, AtlsError> {
         let config = ClientConfig::builder_with_provider(verifier.provider().clone())
-            .with_safe_default_protocol_versions()?
+            .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone())
             .with_client_auth_cert(vec![identity.certificate().clone()], identity.private_key())?;
