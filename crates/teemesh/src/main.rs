@@ -7,6 +7,7 @@
 
 mod attest_cmd;
 mod bench;
+mod bench_atls;
 mod demo;
 mod fixtures;
 mod home;
