@@ -9,6 +9,10 @@
 //! max-age freshness. A side that wants per-session freshness refuses an empty frame, so two
 //! peers with different settings fail with a clear reason instead of hanging. Ordinary TLS
 //! clients admitted by a listener never see a frame.
+//!
+//! Callers using TCP should set `TCP_NODELAY` on their sockets: handshake flights are small and
+//! latency-bound, and with Nagle's algorithm and delayed ACKs a handshake takes ~40 ms instead of
+//! ~1 ms on loopback.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -161,6 +161,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 return Ok(());
             }
         };
+        // Handshake messages are small and latency-bound: Nagle's algorithm would hold them.
+        let _ = tcp.set_nodelay(true);
         let server = server.clone();
         tokio::spawn(async move {
             match server.accept(tcp).await {
@@ -211,6 +213,7 @@ async fn connect_peer(args: PeerArgs) -> Result<()> {
         let tcp = tokio::net::TcpStream::connect(&args.addr)
             .await
             .with_context(|| format!("cannot connect to {}", args.addr))?;
+        let _ = tcp.set_nodelay(true);
         client.connect(tcp).await.map_err(|e| match e {
             AtlsError::Io(io) => anyhow::Error::new(io).context("connection failed"),
             refused => anyhow::Error::new(PeerRefused(refused.to_string())),

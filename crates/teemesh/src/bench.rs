@@ -1,6 +1,7 @@
 //! `teemesh bench ...`: measure teemesh against the peer it wraps, in the same run, and print
 //! ratios. `bench attest` times a full appraisal of each bundled fixture against dcap-qvl / sev
-//! called directly, plus a cached re-appraisal of the same evidence.
+//! called directly, plus a cached re-appraisal of the same evidence. `bench atls` times attested
+//! TLS handshakes and bulk transfer against plain rustls mutual TLS ([`crate::bench_atls`]).
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,8 @@ use crate::table::Table;
 pub(crate) enum BenchCommand {
     /// Appraisal time per fixture vs dcap-qvl / sev directly; cached re-appraisal.
     Attest(AttestBenchArgs),
+    /// Attested TLS handshakes (cold, cached, per-session) and bulk transfer vs plain rustls mTLS.
+    Atls(crate::bench_atls::AtlsBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -28,6 +31,7 @@ pub(crate) struct AttestBenchArgs {
 pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Attest(args) => attest_bench(&args),
+        BenchCommand::Atls(args) => crate::bench_atls::run(&args),
     }
 }
 

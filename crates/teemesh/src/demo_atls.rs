@@ -103,6 +103,7 @@ async fn run_async(measurement: Measurement384) -> Result<Vec<String>> {
         let addr = listener.local_addr()?;
         let serving = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await?;
+            tcp.set_nodelay(true)?;
             let mut conn = server.accept(tcp).await?;
             let mut buf = [0u8; 16];
             let n = conn.stream.read(&mut buf).await?;
@@ -116,7 +117,9 @@ async fn run_async(measurement: Measurement384) -> Result<Vec<String>> {
         );
         let client = AtlsClient::new(attempt.client.clone(), client_verifier)?;
         let outcome = async {
-            let mut conn = client.connect(TcpStream::connect(addr).await?).await?;
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let mut conn = client.connect(tcp).await?;
             conn.stream.write_all(b"hello, node-a").await?;
             let mut buf = [0u8; 13];
             conn.stream.read_exact(&mut buf).await?;

@@ -8,6 +8,7 @@
 mod atls_cmd;
 mod attest_cmd;
 mod bench;
+mod bench_atls;
 mod demo;
 mod demo_atls;
 mod fixtures;

@@ -312,6 +312,45 @@ fn demo_runs_and_matches_its_expectations() {
 }
 
 #[test]
+fn bench_atls_measures_every_mode_and_the_bulk_transfer() {
+    let home = tempfile::tempdir().unwrap();
+    let out = teemesh(
+        home.path(),
+        &["bench", "atls", "--iterations", "5", "--bulk-mib", "1"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Only the shape of the report: timings depend on the machine and are never asserted.
+    for row in [
+        "(a) plain rustls mTLS",
+        "(b) attested, cold appraisal",
+        "(c) attested, cached appraisal",
+        "(d) attested, per-session freshness",
+        "bulk (a) plain",
+        "bulk (c) attested",
+    ] {
+        assert_eq!(
+            stdout
+                .lines()
+                .filter(|l| l.trim_start().starts_with(row))
+                .count(),
+            1,
+            "one row {row:?} in:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("bulk: 1 MiB"), "{stdout}");
+    assert!(
+        stdout.contains("(c) ≤ 1.5× (a) handshake latency"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("bulk throughput equal"), "{stdout}");
+}
+
+#[test]
 fn evidence_from_the_simulated_platform_round_trips_through_verify() {
     let home = tempfile::tempdir().unwrap();
     let evidence = home.path().join("evidence.bin");
