@@ -278,6 +278,23 @@ impl PeerVerifier {
         Ok(verified)
     }
 
+    /// The handshake signature, checked with the certificate's key: this proves the peer holds
+    /// the private key its evidence is bound to.
+    fn check_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+        tls13: bool,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.provider.signature_verification_algorithms;
+        if tls13 {
+            verify_tls13_signature(message, cert, dss, algorithms)
+        } else {
+            verify_tls12_signature(message, cert, dss, algorithms)
+        }
+    }
+
     fn refuse(&self, side: &str, e: AtlsError) -> rustls::Error {
         tracing::warn!("refused the {side}'s attestation: {e}");
         rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
@@ -329,12 +346,7 @@ impl ServerCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.check_signature(message, cert, dss, false)
     }
 
     fn verify_tls13_signature(
@@ -343,12 +355,7 @@ impl ServerCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.check_signature(message, cert, dss, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -389,12 +396,7 @@ impl ClientCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.check_signature(message, cert, dss, false)
     }
 
     fn verify_tls13_signature(
@@ -403,12 +405,7 @@ impl ClientCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.check_signature(message, cert, dss, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
