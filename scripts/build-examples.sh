@@ -7,8 +7,9 @@
 #                                                 examples/SHA256SUMS and examples/toolchain.txt
 #        bash scripts/build-examples.sh --check   build and test in a temporary directory; fail if
 #                                                 any component differs from the committed one
-# Installs what is missing: Debian packages (as root), wasm-tools and wit-bindgen-cli (cargo install,
-# into versioned folders under $CARGO_HOME/teemesh-examples-tools). Safe to rerun.
+# Installs what is missing: Debian packages (as root), and with cargo install, into versioned
+# folders under $CARGO_HOME/teemesh-examples-tools, wasm-tools and (for a build, not --check, which
+# uses the committed C bindings) wit-bindgen-cli. Safe to rerun.
 #   TEEMESH_EXAMPLES_TARGET=DIR   cargo's build folder for the Wasm builds (default target/examples);
 #                                 it only caches, the output never depends on it
 set -euo pipefail
@@ -58,20 +59,28 @@ fi
 clang-14 --version | head -n 1
 wasm-ld-14 --version
 
-step "tools: wasm-tools $wasm_tools_version, wit-bindgen-cli $wit_bindgen_version"
-# Only the subcommands used here are compiled in, which halves the install time.
+step "tools: wasm-tools $wasm_tools_version$([ "$check" = 1 ] || echo ", wit-bindgen-cli $wit_bindgen_version")"
+# Only the subcommands used here are compiled in, which more than halves the install time.
 install_tool() { # crate version binary features
     local dir="$tools_root/$1-$2"
     if [ ! -x "$dir/bin/$3" ]; then
         echo "installing $1 $2 into $dir"
-        cargo install --quiet --locked --root "$dir" "$1" --version "=$2" --no-default-features --features "$4"
+        (cd / && cargo install --quiet --locked --root "$dir" "$1" --version "=$2" --no-default-features --features "$4")
     fi
 }
-(cd / && install_tool wasm-tools "$wasm_tools_version" wasm-tools component,validate,print,parse,metadata)
-(cd / && install_tool wit-bindgen-cli "$wit_bindgen_version" wit-bindgen c)
-export PATH="$tools_root/wasm-tools-$wasm_tools_version/bin:$tools_root/wit-bindgen-cli-$wit_bindgen_version/bin:$PATH"
-wasm-tools --version
-wit-bindgen --version
+install_tool wasm-tools "$wasm_tools_version" wasm-tools component,validate
+wasm_tools="$tools_root/wasm-tools-$wasm_tools_version/bin/wasm-tools"
+"$wasm_tools" --version
+# The C bindings are committed, so --check (CI) does without wit-bindgen-cli; a build regenerates
+# them. A WIT change that --check misses in them cannot slip through anyway: the Rust components
+# embed the world, so they change too and --check fails until someone rebuilds.
+wit_bindgen="$tools_root/wit-bindgen-cli-$wit_bindgen_version/bin/wit-bindgen"
+if [ "$check" = 0 ]; then
+    install_tool wit-bindgen-cli "$wit_bindgen_version" wit-bindgen c
+fi
+if [ -x "$wit_bindgen" ]; then
+    "$wit_bindgen" --version
+fi
 
 step "WASI reactor adapter (wasmtime 48)"
 cargo run --quiet --locked --release --manifest-path tools/wasi-adapter/Cargo.toml \
@@ -102,32 +111,45 @@ build_rust examples/sensor-filter/rust sensor_filter sensor-filter-rust
 build_rust examples/misbehave misbehave misbehave
 
 step "c: examples/sensor-filter/c (bindings from wit/, then core module)"
-wit-bindgen c --world enclave-module --out-dir "$work/c-bindings" wit/ >"$work/wit-bindgen.log" 2>&1 ||
-    { cat "$work/wit-bindgen.log" >&2; exit 1; }
+bindings=examples/sensor-filter/c/bindings
+if [ -x "$wit_bindgen" ]; then
+    "$wit_bindgen" c --world enclave-module --out-dir "$work/c-bindings" wit/ >"$work/wit-bindgen.log" 2>&1 ||
+        { cat "$work/wit-bindgen.log" >&2; exit 1; }
+    if [ "$check" = 1 ]; then
+        diff -r "$bindings" "$work/c-bindings" ||
+            { echo "error: $bindings is stale (rebuild with bash scripts/build-examples.sh)" >&2; exit 1; }
+        echo "committed bindings match wit-bindgen c $wit_bindgen_version"
+    else
+        rm -rf "$bindings" && cp -r "$work/c-bindings" "$bindings"
+        echo "bindings regenerated into $bindings"
+    fi
+else
+    echo "using the committed bindings in $bindings (wit-bindgen-cli $wit_bindgen_version is not installed)"
+fi
 c_flags=(
     --target=wasm32-wasi -std=c11 -O2 -g0
-    "-ffile-prefix-map=$root=/teemesh" "-ffile-prefix-map=$work=/build"
+    "-ffile-prefix-map=$root=/teemesh"
 )
 c_sources=(examples/sensor-filter/c/{json,filter,module,no_wasi}.c)
 c_objects=()
 for source in "${c_sources[@]}"; do
     object="$work/$(basename "$source" .c).o"
-    clang-14 "${c_flags[@]}" -Wall -Wextra -Werror -I "$work/c-bindings" -c "$source" -o "$object"
+    clang-14 "${c_flags[@]}" -Wall -Wextra -Werror -I "$bindings" -c "$source" -o "$object"
     c_objects+=("$object")
 done
 # The generated bindings are compiled without -Werror: their warnings are not ours to fix.
-clang-14 "${c_flags[@]}" -mexec-model=reactor -Wl,--strip-all -I "$work/c-bindings" \
+clang-14 "${c_flags[@]}" -mexec-model=reactor -Wl,--strip-all -I "$bindings" \
     -o "$work/sensor-filter-c.core.wasm" "${c_objects[@]}" \
-    "$work/c-bindings/enclave_module.c" "$work/c-bindings/enclave_module_component_type.o"
+    "$bindings/enclave_module.c" "$bindings/enclave_module_component_type.o"
 
 step "components (wasm-tools component new --adapt wasi_snapshot_preview1)"
 components=(sensor-filter/sensor-filter-rust sensor-filter/sensor-filter-c misbehave/misbehave)
 for component in "${components[@]}"; do
     name="$(basename "$component")"
-    wasm-tools component new "$work/$name.core.wasm" \
+    "$wasm_tools" component new "$work/$name.core.wasm" \
         --adapt "wasi_snapshot_preview1=$work/wasi_snapshot_preview1.reactor.wasm" -o "$work/$name.wasm"
-    wasm-tools validate "$work/$name.wasm"
-    wasm-tools component wit "$work/$name.wasm" >"$work/$name.wit"
+    "$wasm_tools" validate "$work/$name.wasm"
+    "$wasm_tools" component wit "$work/$name.wasm" >"$work/$name.wit"
     # The world is what the node links against: the component must export guest and import nothing
     # but the teemesh interfaces; WASI in particular is kept out (see no_wasi.c and -Cpanic above),
     # so the node need not provide any.
