@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Builds the example modules into WebAssembly components for the `teemesh:module/enclave-module`
+# world, reproducibly: the same sources give the same bytes on any machine, at any path, so the
+# committed .wasm files (and their SHA-256, the modules' measurements) can be checked by rebuilding.
+#
+# Usage: bash scripts/build-examples.sh           build, test, and write examples/**/*.wasm,
+#                                                 examples/SHA256SUMS and examples/toolchain.txt
+#        bash scripts/build-examples.sh --check   build and test in a temporary directory; fail if
+#                                                 any component differs from the committed one
+# Installs what is missing: Debian packages (as root), and with cargo install, into versioned
+# folders under $CARGO_HOME/teemesh-examples-tools, wasm-tools and (for a build, not --check, which
+# uses the committed C bindings) wit-bindgen-cli. Safe to rerun.
+#   TEEMESH_EXAMPLES_TARGET=DIR   cargo's build folder for the Wasm builds (default target/examples);
+#                                 it only caches, the output never depends on it
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+check=0
+case "${1:-}" in
+    "") ;;
+    --check) check=1 ;;
+    *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+esac
+start=$SECONDS
+step() { printf '\n==> [%4ss] %s\n' "$((SECONDS - start))" "$*"; }
+
+# Versions are pinned to the wasmtime release of the host (48): it parses with the wasm-tools 0.254
+# crates, which wasm-tools 1.254 and wit-bindgen 0.60 are built on, and its WASI is what the adapter
+# of wasi-preview1-component-adapter-provider 48 (tools/wasi-adapter) targets.
+wasm_tools_version=1.254.2
+wit_bindgen_version=0.60.0
+apt_packages=(rustc-web rust-web-src lld wasi-libc clang libclang-rt-dev-wasm32)
+wasm_rustc=/usr/bin/rustc # Debian's rustc: it can build std for wasm32 from rust-web-src
+rust_src=/usr/lib/rustlib/src/rust
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+tools_root="$cargo_home/teemesh-examples-tools"
+cargo_target="${TEEMESH_EXAMPLES_TARGET:-$root/target/examples}"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+if [ "$check" = 1 ]; then out="$work/out"; else out="$root/examples"; fi
+mkdir -p "$out/sensor-filter" "$out/misbehave"
+
+step "system packages: ${apt_packages[*]}"
+missing=()
+for package in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    else
+        echo "error: install ${missing[*]} (apt-get install ${missing[*]}) and rerun" >&2
+        exit 1
+    fi
+fi
+"$wasm_rustc" --version
+clang-14 --version | head -n 1
+wasm-ld-14 --version
+
+step "tools: wasm-tools $wasm_tools_version$([ "$check" = 1 ] || echo ", wit-bindgen-cli $wit_bindgen_version")"
+# Only the subcommands used here are compiled in, which more than halves the install time.
+install_tool() { # crate version binary features
+    local dir="$tools_root/$1-$2"
+    if [ ! -x "$dir/bin/$3" ]; then
+        echo "installing $1 $2 into $dir"
+        (cd / && cargo install --quiet --locked --root "$dir" "$1" --version "=$2" --no-default-features --features "$4")
+    fi
+}
+install_tool wasm-tools "$wasm_tools_version" wasm-tools component,validate
+wasm_tools="$tools_root/wasm-tools-$wasm_tools_version/bin/wasm-tools"
+"$wasm_tools" --version
+# The C bindings are committed, so --check (CI) does without wit-bindgen-cli; a build regenerates
+# them. A WIT change that --check misses in them cannot slip through anyway: the Rust components
+# embed the world, so they change too and --check fails until someone rebuilds.
+wit_bindgen="$tools_root/wit-bindgen-cli-$wit_bindgen_version/bin/wit-bindgen"
+if [ "$check" = 0 ]; then
+    install_tool wit-bindgen-cli "$wit_bindgen_version" wit-bindgen c
+fi
+if [ -x "$wit_bindgen" ]; then
+    "$wit_bindgen" --version
+fi
+
+step "WASI reactor adapter (wasmtime 48)"
+cargo run --quiet --locked --release --manifest-path tools/wasi-adapter/Cargo.toml \
+    --target-dir "$cargo_target/host" -- "$work/wasi_snapshot_preview1.reactor.wasm"
+sha256sum "$work/wasi_snapshot_preview1.reactor.wasm" | sed "s|$work/||"
+
+# Every path that could end up in a binary is mapped to a fixed name; the most specific mapping is
+# given last because rustc and clang apply the last one that matches.
+rust_flags=(
+    -Zunstable-options -Cpanic=immediate-abort # a panic is a bug: trap, no message, no WASI stderr
+    -Clinker=wasm-ld-14 -L/usr/lib/wasm32-wasi
+    "--remap-path-prefix=$cargo_home=/cargo"
+    "--remap-path-prefix=$rust_src=/rust"
+    "--remap-path-prefix=$root=/teemesh"
+    "--remap-path-prefix=$cargo_target=/target"
+)
+build_rust() { # crate-dir crate-name output
+    step "rust: $1 (core module)"
+    (
+        cd "$1"
+        # CARGO_ENCODED_RUSTFLAGS (0x1f-separated) keeps paths with spaces in one argument.
+        RUSTC="$wasm_rustc" RUSTC_BOOTSTRAP=1 CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${rust_flags[*]}")" \
+            CARGO_TARGET_DIR="$cargo_target/wasm" cargo build --quiet --locked --release -Zbuild-std=std,panic_abort --target wasm32-wasip1
+    )
+    cp "$cargo_target/wasm/wasm32-wasip1/release/$2.wasm" "$work/$3.core.wasm"
+}
+build_rust examples/sensor-filter/rust sensor_filter sensor-filter-rust
+build_rust examples/misbehave misbehave misbehave
+
+step "c: examples/sensor-filter/c (bindings from wit/, then core module)"
+bindings=examples/sensor-filter/c/bindings
+if [ -x "$wit_bindgen" ]; then
+    "$wit_bindgen" c --world enclave-module --out-dir "$work/c-bindings" wit/ >"$work/wit-bindgen.log" 2>&1 ||
+        { cat "$work/wit-bindgen.log" >&2; exit 1; }
+    if [ "$check" = 1 ]; then
+        diff -r "$bindings" "$work/c-bindings" ||
+            { echo "error: $bindings is stale (rebuild with bash scripts/build-examples.sh)" >&2; exit 1; }
+        echo "committed bindings match wit-bindgen c $wit_bindgen_version"
+    else
+        rm -rf "$bindings" && cp -r "$work/c-bindings" "$bindings"
+        echo "bindings regenerated into $bindings"
+    fi
+else
+    echo "using the committed bindings in $bindings (wit-bindgen-cli $wit_bindgen_version is not installed)"
+fi
+c_flags=(
+    --target=wasm32-wasi -std=c11 -O2 -g0
+    "-ffile-prefix-map=$root=/teemesh"
+)
+c_sources=(examples/sensor-filter/c/{json,filter,module,no_wasi}.c)
+c_objects=()
+for source in "${c_sources[@]}"; do
+    object="$work/$(basename "$source" .c).o"
+    clang-14 "${c_flags[@]}" -Wall -Wextra -Werror -I "$bindings" -c "$source" -o "$object"
+    c_objects+=("$object")
+done
+# The generated bindings are compiled without -Werror: their warnings are not ours to fix.
+clang-14 "${c_flags[@]}" -mexec-model=reactor -Wl,--strip-all -I "$bindings" \
+    -o "$work/sensor-filter-c.core.wasm" "${c_objects[@]}" \
+    "$bindings/enclave_module.c" "$bindings/enclave_module_component_type.o"
+
+step "components (wasm-tools component new --adapt wasi_snapshot_preview1)"
+components=(sensor-filter/sensor-filter-rust sensor-filter/sensor-filter-c misbehave/misbehave)
+for component in "${components[@]}"; do
+    name="$(basename "$component")"
+    "$wasm_tools" component new "$work/$name.core.wasm" \
+        --adapt "wasi_snapshot_preview1=$work/wasi_snapshot_preview1.reactor.wasm" -o "$work/$name.wasm"
+    "$wasm_tools" validate "$work/$name.wasm"
+    "$wasm_tools" component wit "$work/$name.wasm" >"$work/$name.wit"
+    # The world is what the node links against: the component must export guest and import nothing
+    # but the teemesh interfaces; WASI in particular is kept out (see no_wasi.c and -Cpanic above),
+    # so the node need not provide any.
+    world="$(sed -n '/^world root {/,/^}/p' "$work/$name.wit")"
+    printf '%s (%s bytes):\n%s\n' "$component.wasm" "$(wc -c <"$work/$name.wasm")" "$world"
+    if ! grep -qx '  export teemesh:module/guest@0.1.0;' <<<"$world"; then
+        echo "error: $name does not export teemesh:module/guest@0.1.0" >&2
+        exit 1
+    fi
+    foreign="$(grep '^  import ' <<<"$world" | grep -vxE '  import teemesh:module/(types|host)@0\.1\.0;' || true)"
+    if [ -n "$foreign" ]; then
+        printf 'error: %s imports more than teemesh:module/host (WASI included):\n%s\n' "$name" "$foreign" >&2
+        exit 1
+    fi
+    echo "WASI imports: none"
+    cp "$work/$name.wasm" "$out/$component.wasm"
+done
+
+step "tests: both sensor filters replay testdata/transcript.txt over a mock node"
+transcript=examples/sensor-filter/testdata/transcript.txt
+(cd examples/sensor-filter/rust && CARGO_TARGET_DIR="$cargo_target/host" cargo test --quiet --locked)
+cc_native="$(command -v clang-14 || command -v cc)"
+"$cc_native" -std=c11 -O2 -Wall -Wextra -Werror -o "$work/transcript_test" \
+    examples/sensor-filter/c/json.c examples/sensor-filter/c/filter.c examples/sensor-filter/c/transcript_test.c -lm
+"$work/transcript_test" "$transcript" >"$work/transcript.c.txt"
+diff -u "$transcript" "$work/transcript.c.txt"
+echo "C sensor filter: transcript matches ($(grep -cE '^(input|request|entry) ' "$transcript") calls)"
+
+step "toolchain record"
+{
+    echo "# What built the committed components (scripts/build-examples.sh writes this file)."
+    dpkg-query -W -f='${Package} ${Version}\n' "${apt_packages[@]}" clang-14 lld-14
+    "$wasm_rustc" --version
+    echo "wasm-tools $wasm_tools_version"
+    echo "wit-bindgen-cli $wit_bindgen_version"
+    echo "wasi-preview1-component-adapter-provider 48.0.8"
+} >"$work/toolchain.txt"
+(cd "$out" && sha256sum "${components[@]/%/.wasm}") >"$work/SHA256SUMS"
+cat "$work/SHA256SUMS"
+
+if [ "$check" = 1 ]; then
+    step "check: rebuilt components against the committed ones"
+    if ! (cd examples && sha256sum --quiet --check "$work/SHA256SUMS"); then
+        echo "error: the committed components differ from this build (rebuild with bash scripts/build-examples.sh and commit)" >&2
+        echo "toolchain of this build against the committed record:" >&2
+        diff -u examples/toolchain.txt "$work/toolchain.txt" >&2 || true
+        exit 1
+    fi
+    diff -u examples/SHA256SUMS "$work/SHA256SUMS"
+    echo "all ${#components[@]} components are byte-identical to the committed ones"
+else
+    cp "$work/toolchain.txt" "$work/SHA256SUMS" examples/
+fi
+step "done in $((SECONDS - start)) s"
