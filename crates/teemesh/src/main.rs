@@ -1,6 +1,6 @@
 //! `teemesh`: the command-line entry point. Parses arguments, sets up logging, and hands each
-//! subcommand to its module; exit code 0 on success, 1 when an appraisal refuses, 2 on usage or
-//! I/O errors.
+//! subcommand to its module; exit code 0 on success, 1 when an appraisal refuses (or a module run
+//! by `teemesh run` returns an error), 2 on usage, I/O, load, limit or trap errors.
 
 // A command-line tool: its results go to stdout by design.
 #![allow(clippy::print_stdout)]
@@ -12,6 +12,7 @@ mod demo;
 mod demo_atls;
 mod fixtures;
 mod home;
+mod run_cmd;
 mod table;
 
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ enum Command {
     /// Mutually attested TLS: an echo endpoint whose clients and server prove what they are.
     #[command(subcommand)]
     Atls(atls_cmd::AtlsCommand),
+    /// Run one entry of an enclave module (WebAssembly component) on a simulated node.
+    Run(run_cmd::RunArgs),
     /// Benchmarks against the peer measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -80,12 +83,14 @@ fn main() -> ExitCode {
         Command::Attest(cmd) => attest_cmd::run(cmd),
         Command::Atls(cmd) => atls_cmd::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Run(args) => run_cmd::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let refused = err.downcast_ref::<Refused>().is_some()
-                || err.downcast_ref::<atls_cmd::PeerRefused>().is_some();
+                || err.downcast_ref::<atls_cmd::PeerRefused>().is_some()
+                || err.downcast_ref::<run_cmd::GuestRefused>().is_some();
             // One line: the chain of causes joined, so scripts can log it.
             let line = format!("{err:#}").replace('\n', " ");
             eprintln!("teemesh: {line}");
