@@ -81,6 +81,38 @@ pub enum AtlsError {
     /// The platform could not produce evidence.
     #[error("cannot obtain evidence: {0}")]
     Platform(#[from] platform::PlatformError),
+    /// A node signature does not verify.
+    #[error("the node signature is not valid: {0}")]
+    NodeSignature(String),
+    /// Module claims could not be read or written.
+    #[error("module claims are malformed: {0}")]
+    ModuleClaims(String),
+    /// Module claims name another node's certificate than the one presented.
+    #[error(
+        "the module claims were issued for node certificate {claimed}, not for the one presented ({actual})"
+    )]
+    ModuleClaimsOtherNode {
+        /// `node_cert_sha256` in the claims.
+        claimed: String,
+        /// SHA-256 of the certificate presented.
+        actual: String,
+    },
+    /// Module claims state another platform than the node's evidence proves.
+    #[error("the module claims say platform {claimed}, but the node's evidence proves {proven}")]
+    ModuleClaimsPlatform {
+        /// Platform in the claims.
+        claimed: attest::PlatformKind,
+        /// Platform of the appraised evidence.
+        proven: attest::PlatformKind,
+    },
+    /// The module is not the one the relying party expects.
+    #[error("module measurement {actual} is not the expected {expected}")]
+    ModuleMeasurementMismatch {
+        /// Reference value.
+        expected: String,
+        /// Measurement in the claims.
+        actual: String,
+    },
     /// Reading or writing the connection failed.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),

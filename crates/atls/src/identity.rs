@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::DecodePrivateKey as _;
 use rcgen::{CertificateParams, CustomExtension, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
 use rcgen::{PublicKeyData as _, date_time_ymd};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -18,12 +21,20 @@ use crate::ext::{BoundClaims, OID_TAGGED_EVIDENCE_ARCS, TaggedEvidence};
 /// exchange, not from this window; it only keeps a forgotten certificate from living forever.
 const CERT_LIFETIME_SECS: u64 = 7 * 24 * 3600;
 
+/// Prefixed to every message [`NodeIdentity::sign`] signs. The same key signs TLS handshakes, so
+/// it must never sign caller bytes raw: with this prefix no signed message can be taken for a
+/// TLS 1.3 `CertificateVerify` (64 spaces first) or a TLS 1.2 `ServerKeyExchange` (the peer's
+/// random first).
+pub const NODE_SIGNATURE_DOMAIN: &[u8] = b"teemesh node signature v1\0";
+
 /// A node's attested TLS identity. The private key exists only in this process's memory: it is
 /// never written to a file and never leaves the TEE.
 pub struct NodeIdentity {
     name: String,
     cert: CertificateDer<'static>,
     key_pkcs8: Vec<u8>,
+    /// The same key for application signatures (module claims). p256 zeroizes it on drop.
+    signing_key: SigningKey,
     spki_der: Vec<u8>,
     attester: Arc<dyn Attester>,
     issued_at: UnixTime,
@@ -57,6 +68,9 @@ impl NodeIdentity {
         };
         let tagged = evidence_for(attester.as_ref(), &claims)?;
         let cert = self_signed(&key, name, now, Some(tagged.encode()))?;
+        let key_pkcs8 = key.serialize_der();
+        let signing_key = SigningKey::from_pkcs8_der(&key_pkcs8)
+            .map_err(|e| AtlsError::Identity(format!("cannot load the key for signing: {e}")))?;
         tracing::info!(
             node = name,
             platform = %attester.kind(),
@@ -66,7 +80,8 @@ impl NodeIdentity {
         Ok(Self {
             name: name.to_owned(),
             cert,
-            key_pkcs8: key.serialize_der(),
+            key_pkcs8,
+            signing_key,
             spki_der,
             attester,
             issued_at: now,
@@ -96,6 +111,18 @@ impl NodeIdentity {
     /// DER of the certificate's SubjectPublicKeyInfo.
     pub fn spki_der(&self) -> &[u8] {
         &self.spki_der
+    }
+
+    /// Signs `message` with the node's attested key: ECDSA P-256 with SHA-256 over
+    /// [`NODE_SIGNATURE_DOMAIN`] ‖ `message`, as the fixed 64-byte `r ‖ s` (as in JWS ES256).
+    /// Anyone holding the node certificate checks it with [`crate::verify_node_signature`];
+    /// callers put their own purpose tag at the start of `message`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let mut signed = Vec::with_capacity(NODE_SIGNATURE_DOMAIN.len() + message.len());
+        signed.extend_from_slice(NODE_SIGNATURE_DOMAIN);
+        signed.extend_from_slice(message);
+        let signature: Signature = self.signing_key.sign(&signed);
+        signature.to_bytes().to_vec()
     }
 
     pub(crate) fn private_key(&self) -> PrivateKeyDer<'static> {

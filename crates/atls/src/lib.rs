@@ -8,6 +8,10 @@
 //! as the policy chooses ([`Freshness`]). A listener may admit ordinary TLS clients; the
 //! application then sees [`Peer::Unattested`].
 //!
+//! The same attested key signs the claims a node makes about the WebAssembly modules it hosts
+//! ([`ModuleClaims`]); [`verify_module_claims`] checks the node's evidence and the module's
+//! measurement in one step.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
@@ -38,10 +42,15 @@
 mod error;
 pub mod ext;
 mod identity;
+mod module_claims;
 mod session;
 mod verifier;
 
 pub use error::AtlsError;
-pub use identity::{NodeIdentity, self_signed, self_signed_with};
+pub use identity::{NODE_SIGNATURE_DOMAIN, NodeIdentity, self_signed, self_signed_with};
+pub use module_claims::{
+    ModuleClaims, SignatureBytes, SignedModuleClaims, VerifiedModuleClaims, verify_module_claims,
+    verify_node_signature,
+};
 pub use session::{AtlsClient, AtlsServer, AttestedStream, EXPORTER_LABEL};
 pub use verifier::{Clock, Freshness, Peer, PeerAttestation, PeerVerifier};
