@@ -13,6 +13,7 @@ mod demo;
 mod demo_atls;
 mod fixtures;
 mod home;
+mod run_cmd;
 mod table;
 
 use std::process::ExitCode;
@@ -40,6 +41,9 @@ enum Command {
     /// Mutually attested TLS: an echo endpoint whose clients and server prove what they are.
     #[command(subcommand)]
     Atls(atls_cmd::AtlsCommand),
+    /// Run one enclave module locally on a simulated node: call an entry, print its outputs
+    /// and the module claims the node signs.
+    Run(run_cmd::RunArgs),
     /// Benchmarks against the peer measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -80,13 +84,15 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Attest(cmd) => attest_cmd::run(cmd),
         Command::Atls(cmd) => atls_cmd::run(cmd),
+        Command::Run(args) => run_cmd::run(&args),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let refused = err.downcast_ref::<Refused>().is_some()
-                || err.downcast_ref::<atls_cmd::PeerRefused>().is_some();
+                || err.downcast_ref::<atls_cmd::PeerRefused>().is_some()
+                || err.downcast_ref::<run_cmd::GuestRefused>().is_some();
             // One line: the chain of causes joined, so scripts can log it.
             let line = format!("{err:#}").replace('\n', " ");
             eprintln!("teemesh: {line}");
