@@ -5,6 +5,7 @@
 # Usage: bash scripts/test.sh
 #   TEEMESH_FUZZ_SECONDS=N   seconds per fuzz target (default 20; 0 skips fuzzing)
 #   TEEMESH_SKIP_DENY=1      skip `cargo deny` (it needs crates.io to install the first time)
+#   TEEMESH_SKIP_EXAMPLES=1  skip rebuilding examples/ from source (Debian Wasm toolchain, ~7 min cold)
 # Works from a fresh Debian machine as root with rustup's stable toolchain; safe to rerun.
 set -euo pipefail
 
@@ -51,6 +52,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
 cargo test --workspace --locked
+
+if [ -z "${TEEMESH_SKIP_EXAMPLES:-}" ]; then
+    step "examples: rebuild the committed .wasm from source and compare"
+    bash scripts/build-examples.sh --check
+fi
 
 step "teemesh demo (smoke)"
 cargo run --locked -q -p teemesh -- demo

@@ -19,7 +19,7 @@ use crate::error::RuntimeError;
 use crate::host::HostState;
 use crate::limits::Limits;
 use crate::module::LoadedModule;
-use crate::ports::{DiscardSink, EventSink, RequestRouter, Unconnected};
+use crate::ports::{DiscardSink, EventSink, HostClock, RequestRouter, SystemClock, Unconnected};
 use crate::sealed::{NodeSecret, SealedStore};
 
 /// Where sealed state lives and the secret it is sealed under.
@@ -43,6 +43,8 @@ pub struct RuntimeConfig {
     pub sink: Arc<dyn EventSink>,
     /// Who answers modules' requests unless [`Runtime::load_with`] says otherwise.
     pub router: Arc<dyn RequestRouter>,
+    /// What `now-nanos` returns: the system clock unless replaying.
+    pub clock: Arc<dyn HostClock>,
 }
 
 impl std::fmt::Debug for RuntimeConfig {
@@ -64,6 +66,7 @@ impl RuntimeConfig {
             sealed_state: None,
             sink: Arc::new(DiscardSink),
             router: Arc::new(Unconnected),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -93,6 +96,12 @@ impl RuntimeConfig {
         self.router = router;
         self
     }
+
+    /// With this clock behind `now-nanos` (deterministic replays and tests).
+    pub fn with_clock(mut self, clock: Arc<dyn HostClock>) -> Self {
+        self.clock = clock;
+        self
+    }
 }
 
 /// Hosts enclave modules: compiles, measures, instantiates them under limits. Cheap to share
@@ -119,6 +128,7 @@ pub(crate) struct Shared {
     pub(crate) identity: Arc<NodeIdentity>,
     pub(crate) sink: Arc<dyn EventSink>,
     pub(crate) router: Arc<dyn RequestRouter>,
+    pub(crate) clock: Arc<dyn HostClock>,
     sealing: Option<Sealing>,
     _ticker: Option<EpochTicker>,
 }
@@ -166,6 +176,7 @@ impl Runtime {
                 identity: config.identity,
                 sink: config.sink,
                 router: config.router,
+                clock: config.clock,
                 sealing,
                 _ticker: ticker,
             }),

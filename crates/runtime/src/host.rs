@@ -3,14 +3,13 @@
 //! state and the module's claims. Each instance has its own `HostState`; modules share nothing.
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
 use crate::bindings::teemesh::module::host::Host;
 use crate::bindings::teemesh::module::types::{self, Level};
 use crate::limits::Limiter;
-use crate::ports::{EventSink, Manifest, PortKind, RequestRouter};
+use crate::ports::{EventSink, HostClock, Manifest, PortKind, RequestRouter};
 use crate::sealed::SealedStore;
 use crate::wasi::WasiState;
 
@@ -26,6 +25,7 @@ pub(crate) struct HostState {
     pub(crate) manifest: Option<Arc<Manifest>>,
     pub(crate) sink: Arc<dyn EventSink>,
     pub(crate) router: Arc<dyn RequestRouter>,
+    pub(crate) clock: Arc<dyn HostClock>,
     pub(crate) claims: types::ModuleClaims,
     /// `None` when the node has no sealed-state directory.
     pub(crate) state: Option<Arc<Mutex<SealedStore>>>,
@@ -85,9 +85,7 @@ impl Host for HostState {
     }
 
     fn now_nanos(&mut self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        self.clock.now_nanos()
     }
 
     fn random_bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {

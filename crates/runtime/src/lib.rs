@@ -46,7 +46,7 @@ pub use host::{MAX_LOG_LEN, MAX_RANDOM_BYTES};
 pub use limits::{DEFAULT_DEADLINE, DEFAULT_FUEL_PER_CALL, DEFAULT_MEMORY_BYTES, Limits};
 pub use module::{LoadedModule, MAX_MODULE_NAME_LEN};
 pub use ports::{
-    CollectingSink, DiscardSink, EmittedEvent, EventSink, MAX_PORT_NAME_LEN, MAX_PORTS_PER_KIND,
-    Manifest, PortKind, RequestRouter, Unconnected,
+    CollectingSink, DiscardSink, EmittedEvent, EventSink, HostClock, MAX_PORT_NAME_LEN,
+    MAX_PORTS_PER_KIND, Manifest, PortKind, RequestRouter, SystemClock, Unconnected,
 };
 pub use sealed::{NodeSecret, SealedStore};

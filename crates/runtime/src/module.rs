@@ -277,6 +277,7 @@ fn instantiate(
         manifest: None,
         sink: sink.clone(),
         router: router.clone(),
+        clock: shared.clock.clone(),
         claims: types::ModuleClaims {
             name: name.to_string(),
             measurement: measurement.to_hex(),

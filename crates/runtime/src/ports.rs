@@ -216,3 +216,22 @@ impl RequestRouter for Unconnected {
         ))
     }
 }
+
+/// The time modules read through `now-nanos`. The node uses [`SystemClock`]; a replay or a test
+/// supplies its own so that a module's outputs are reproducible.
+pub trait HostClock: Send + Sync {
+    /// Nanoseconds since the Unix epoch.
+    fn now_nanos(&self) -> u64;
+}
+
+/// The host's wall clock (0 before 1970, saturating in 2554).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl HostClock for SystemClock {
+    fn now_nanos(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
