@@ -61,9 +61,9 @@ impl AdminClient {
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let tcp = TcpStream::connect(addr)
                 .await
-                .map_err(|source| NodeError::Net {
+                .map_err(|reason| NodeError::Net {
                     what: format!("cannot connect to {addr}"),
-                    source,
+                    reason,
                 })?;
             let _ = tcp.set_nodelay(true);
             client.connect(tcp).await.map_err(|e| match e {
@@ -79,7 +79,7 @@ impl AdminClient {
         .await
         .map_err(|_| NodeError::Net {
             what: format!("no attested session with {addr}"),
-            source: std::io::Error::new(
+            reason: std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!("nothing within {} s", CONNECT_TIMEOUT.as_secs()),
             ),
@@ -155,9 +155,9 @@ impl AdminClient {
         let request = Request { id, op };
         write_payload(&mut self.stream, &request.encode())
             .await
-            .map_err(|source| NodeError::Net {
+            .map_err(|reason| NodeError::Net {
                 what: "cannot send the request".into(),
-                source,
+                reason,
             })?;
         let frame = read_frame(&mut self.stream)
             .await

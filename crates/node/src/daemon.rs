@@ -180,27 +180,27 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
 
     let admin_listener = TcpListener::bind(config.admin_listen)
         .await
-        .map_err(|source| NodeError::Net {
+        .map_err(|reason| NodeError::Net {
             what: format!("cannot listen on {}", config.admin_listen),
-            source,
+            reason,
         })?;
     let admin_addr = admin_listener
         .local_addr()
-        .map_err(|source| NodeError::Net {
+        .map_err(|reason| NodeError::Net {
             what: "admin listener".into(),
-            source,
+            reason,
         })?;
     let (metrics_addr, metrics_task) = match config.metrics_listen {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
                 .await
-                .map_err(|source| NodeError::Net {
+                .map_err(|reason| NodeError::Net {
                     what: format!("cannot listen on {addr}"),
-                    source,
+                    reason,
                 })?;
-            let bound = listener.local_addr().map_err(|source| NodeError::Net {
+            let bound = listener.local_addr().map_err(|reason| NodeError::Net {
                 what: "metrics listener".into(),
-                source,
+                reason,
             })?;
             (
                 Some(bound),

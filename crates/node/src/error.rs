@@ -15,14 +15,14 @@ pub enum NodeError {
         message: String,
     },
     /// A file or directory of the data directory could not be read or written.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {reason}")]
     Io {
         /// What was being done.
         what: &'static str,
         /// The path.
         path: PathBuf,
         /// The operating system's reason.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// A stored module or its metadata is unusable.
     #[error("data directory: {0}")]
@@ -46,12 +46,12 @@ pub enum NodeError {
     #[error(transparent)]
     Runtime(#[from] runtime::RuntimeError),
     /// A socket or connection failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {reason}")]
     Net {
         /// What was being done.
         what: String,
-        /// The reason.
-        source: std::io::Error,
+        /// The reason (not a `source`: the message already includes it).
+        reason: std::io::Error,
     },
     /// The node answered a request with an error.
     #[error("{0}")]
@@ -71,7 +71,7 @@ impl NodeError {
         Self::Io {
             what,
             path: path.to_owned(),
-            source,
+            reason: source,
         }
     }
 }

@@ -5,6 +5,7 @@
 // A command-line tool: its results go to stdout by design.
 #![allow(clippy::print_stdout)]
 
+mod admin_cmd;
 mod atls_cmd;
 mod attest_cmd;
 mod bench;
@@ -13,6 +14,7 @@ mod demo;
 mod demo_atls;
 mod fixtures;
 mod home;
+mod node_cmd;
 mod run_cmd;
 mod table;
 
@@ -44,6 +46,10 @@ enum Command {
     /// Run one enclave module locally on a simulated node: call an entry, print its outputs
     /// and the module claims the node signs.
     Run(run_cmd::RunArgs),
+    /// Run a node: host enclave modules, serve the admin API over attested TLS and metrics.
+    Node(node_cmd::NodeArgs),
+    /// Administer a node over attested TLS: load, call and inspect its modules.
+    Admin(admin_cmd::AdminArgs),
     /// Benchmarks against the peer measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -85,6 +91,8 @@ fn main() -> ExitCode {
         Command::Attest(cmd) => attest_cmd::run(cmd),
         Command::Atls(cmd) => atls_cmd::run(cmd),
         Command::Run(args) => run_cmd::run(&args),
+        Command::Node(args) => node_cmd::run(&args),
+        Command::Admin(args) => admin_cmd::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match outcome {
