@@ -28,6 +28,9 @@ pub struct StoredModule {
     pub loaded_at: u64,
 }
 
+/// A stored module with its bytes, or why it cannot be restored.
+pub type Restored = Result<(StoredModule, Vec<u8>), NodeError>;
+
 /// The node's data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -111,7 +114,7 @@ impl DataDir {
 
     /// Every stored module with its bytes, checked against its measurement. A module whose
     /// bytes are missing or altered is skipped with an error in the list, not loaded.
-    pub fn load_all(&self) -> Result<Vec<Result<(StoredModule, Vec<u8>), NodeError>>, NodeError> {
+    pub fn load_all(&self) -> Result<Vec<Restored>, NodeError> {
         let mut out = Vec::new();
         for path in self.metadata_files()? {
             out.push(self.load_one(&path));
