@@ -326,7 +326,7 @@ impl Request {
         let envelope: Envelope =
             ciborium::from_reader(bytes).map_err(|e| ProtocolError::Malformed {
                 what: "request",
-                detail: e.to_string(),
+                detail: one_line(&e.to_string()),
             })?;
         let op: Op = envelope
             .op
@@ -334,7 +334,7 @@ impl Request {
             .map_err(|e| ProtocolError::Unsupported {
                 id: envelope.id,
                 version: PROTOCOL_VERSION,
-                detail: e.to_string(),
+                detail: one_line(&e.to_string()),
             })?;
         let request = Self {
             id: envelope.id,
@@ -392,9 +392,25 @@ impl Response {
     pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
         ciborium::from_reader(bytes).map_err(|e| ProtocolError::Malformed {
             what: "response",
-            detail: e.to_string(),
+            detail: one_line(&e.to_string()),
         })
     }
+}
+
+/// Decoder messages may quote the input (an unknown variant's name): escape control
+/// characters so an error is always one printable line in a log.
+fn one_line(message: &str) -> String {
+    message
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 fn to_cbor<T: Serialize>(value: &T) -> Vec<u8> {

@@ -12,6 +12,7 @@ mod bench;
 mod bench_atls;
 mod demo;
 mod demo_atls;
+mod demo_node;
 mod fixtures;
 mod home;
 mod node_cmd;
