@@ -23,6 +23,8 @@ use crate::metrics::{self, Metrics};
 use crate::modules::ModuleHost;
 use crate::store::DataDir;
 
+/// Admin connections served at once (including handshakes in progress); more are closed.
+const MAX_ADMIN_CONNECTIONS: usize = 64;
 /// Extra time, beyond one call's deadline, that shutdown waits for running calls.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(5);
 
@@ -245,12 +247,24 @@ async fn accept_loop(
     mut shutting_down: watch::Receiver<bool>,
 ) -> JoinSet<()> {
     let mut sessions = JoinSet::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, from)) => {
-                    sessions.spawn(serve_connection(ctx.clone(), server.clone(), tcp, from));
-                }
+                Ok((tcp, from)) => match permits.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let session = serve_connection(ctx.clone(), server.clone(), tcp, from);
+                        sessions.spawn(async move {
+                            session.await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        ctx.metrics.admin_connection(false);
+                        tracing::warn!(%from, "admin connection refused: {MAX_ADMIN_CONNECTIONS} connections already open");
+                        drop(tcp);
+                    }
+                },
                 Err(e) => tracing::warn!("admin accept failed: {e}"),
             },
             _ = shutting_down.changed() => break,
