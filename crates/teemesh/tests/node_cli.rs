@@ -348,6 +348,33 @@ fn rust_and_c_sensor_filters_through_every_interface_kind() {
     assert!(metrics.contains("teemesh_node_build_info{"), "{metrics}");
 }
 
+/// Starts `call misbehave spin` in the background and waits until the node reports the call
+/// running (the `list` answering then already shows the admin API serving during the loop).
+fn spin_in_background(env: &Env, node: &Node) -> Child {
+    let spin = Command::new(TEEMESH)
+        .args(["admin", "--node", &node.admin, "--policy"])
+        .arg(env.path("sim-policy.toml"))
+        .args(["call", "misbehave", "spin"])
+        .env("TEEMESH_HOME", env.home())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        let list = ok(&admin(env, node, &["list"]));
+        let busy = list["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "misbehave" && m["busy"] == true);
+        if busy {
+            return spin;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the spin call never showed as running");
+}
+
 #[test]
 fn misbehaving_module_fails_only_its_own_calls() {
     let env = Env::new();
@@ -371,34 +398,7 @@ fn misbehaving_module_fails_only_its_own_calls() {
     ));
 
     // The infinite loop, in the background.
-    let spin = Command::new(TEEMESH)
-        .args(["admin", "--node", &node.admin, "--policy"])
-        .arg(env.path("sim-policy.toml"))
-        .args(["call", "misbehave", "spin"])
-        .env("TEEMESH_HOME", env.home())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the node reports the loop running; `list` answering then already shows the
-    // admin API serving during the loop.
-    let mut busy = false;
-    for _ in 0..400 {
-        let list = ok(&admin(&env, &node, &["list"]));
-        let module = list["modules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == "misbehave")
-            .cloned()
-            .unwrap();
-        if module["busy"] == true {
-            busy = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(busy, "the spin call never showed as running");
+    let spin = spin_in_background(&env, &node);
     // Another module is served meanwhile.
     let stats = ok(&admin(&env, &node, &["call", "sensor", "stats"]));
     assert_eq!(stats["result"]["readings"], 0);
@@ -462,6 +462,16 @@ fn misbehaving_module_fails_only_its_own_calls() {
             "{outcome}: {metrics}"
         );
     }
+
+    // SIGTERM while a call runs: the call finishes (here: at its deadline) and its caller gets
+    // the answer, then the node exits 0.
+    let spin = spin_in_background(&env, &node);
+    let mut node = node;
+    node.signal("-TERM");
+    let (code, line) = failure(&spin.wait_with_output().unwrap());
+    assert_eq!(code, 2, "{line}");
+    assert!(line.contains("interrupted after its 4s deadline"), "{line}");
+    assert_eq!(node.child.wait().unwrap().code(), Some(0));
 }
 
 #[test]
