@@ -351,7 +351,7 @@ fn rust_and_c_sensor_filters_through_every_interface_kind() {
 /// Starts `call misbehave spin` in the background and waits until the node reports the call
 /// running (the `list` answering then already shows the admin API serving during the loop).
 fn spin_in_background(env: &Env, node: &Node) -> Child {
-    let spin = Command::new(TEEMESH)
+    let mut spin = Command::new(TEEMESH)
         .args(["admin", "--node", &node.admin, "--policy"])
         .arg(env.path("sim-policy.toml"))
         .args(["call", "misbehave", "spin"])
@@ -372,6 +372,8 @@ fn spin_in_background(env: &Env, node: &Node) -> Child {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    let _ = spin.kill();
+    let _ = spin.wait();
     panic!("the spin call never showed as running");
 }
 
