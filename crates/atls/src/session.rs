@@ -17,8 +17,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ServerConfig};
+use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -42,6 +43,14 @@ pub struct AttestedStream<S> {
     pub stream: S,
     /// The peer.
     pub peer: Peer,
+    /// SHA-256 of the SubjectPublicKeyInfo of the certificate the peer presented (attested or
+    /// not), `None` when it presented none. The peer proved it holds the key (its handshake
+    /// signature was checked), so applications can authorise plain certificates by key hash,
+    /// like SSH `authorized_keys`.
+    pub peer_key_sha256: Option<[u8; 32]>,
+    /// This session's TLS exporter value under [`EXPORTER_LABEL`] (32 bytes): what
+    /// per-session evidence binds, for applications that exchange evidence themselves.
+    pub exporter: [u8; 32],
 }
 
 /// Accepts attested TLS connections for one listener.
@@ -105,7 +114,16 @@ impl AtlsServer {
             exchange(&mut stream, &self.identity, &self.verifier, cert, &exporter).await?;
             att.fresh_in_session = self.verifier.freshness() == Freshness::PerSession;
         }
-        Ok(AttestedStream { stream, peer })
+        let peer_key_sha256 = match &peer_cert {
+            Some(cert) => Some(key_sha256(cert)?),
+            None => None,
+        };
+        Ok(AttestedStream {
+            stream,
+            peer,
+            peer_key_sha256,
+            exporter,
+        })
     }
 }
 
@@ -113,7 +131,8 @@ impl AtlsServer {
 #[derive(Clone)]
 pub struct AtlsClient {
     connector: TlsConnector,
-    identity: Arc<NodeIdentity>,
+    /// `None` for a client presenting a plain certificate (see [`AtlsClient::unattested`]).
+    identity: Option<Arc<NodeIdentity>>,
     verifier: Arc<PeerVerifier>,
 }
 
@@ -142,7 +161,35 @@ impl AtlsClient {
         config.resumption = rustls::client::Resumption::disabled();
         Ok(Self {
             connector: TlsConnector::from(Arc::new(config)),
-            identity,
+            identity: Some(identity),
+            verifier,
+        })
+    }
+
+    /// A client outside any TEE (an operator's command line) that presents `certificate`, a
+    /// plain certificate without evidence, signed by `key`: the server sees
+    /// [`Peer::Unattested`] and the key's hash in [`AttestedStream::peer_key_sha256`], and may
+    /// authorise it by that hash. The server is still appraised under `verifier`'s policy, but
+    /// no session frames are exchanged (the server sends none to unattested clients), so
+    /// `fresh_in_session` stays false: in per-session mode the application must obtain fresh
+    /// evidence itself, bound to [`AttestedStream::exporter`] (e.g. with
+    /// [`NodeIdentity::session_evidence`] on the server and
+    /// [`PeerVerifier::appraise_session_evidence`] here).
+    pub fn unattested(
+        certificate: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+        verifier: Arc<PeerVerifier>,
+    ) -> Result<Self, AtlsError> {
+        let config = ClientConfig::builder_with_provider(verifier.provider().clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_client_auth_cert(vec![certificate], key)?;
+        let mut config = config;
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(Self {
+            connector: TlsConnector::from(Arc::new(config)),
+            identity: None,
             verifier,
         })
     }
@@ -173,16 +220,17 @@ impl AtlsClient {
         let Peer::Attested(att) = &mut peer else {
             return Err(AtlsError::NoEvidence);
         };
-        exchange(
-            &mut stream,
-            &self.identity,
-            &self.verifier,
-            &cert,
-            &exporter,
-        )
-        .await?;
-        att.fresh_in_session = self.verifier.freshness() == Freshness::PerSession;
-        Ok(AttestedStream { stream, peer })
+        if let Some(identity) = &self.identity {
+            exchange(&mut stream, identity, &self.verifier, &cert, &exporter).await?;
+            att.fresh_in_session = self.verifier.freshness() == Freshness::PerSession;
+        }
+        let peer_key_sha256 = Some(key_sha256(&cert)?);
+        Ok(AttestedStream {
+            stream,
+            peer,
+            peer_key_sha256,
+            exporter,
+        })
     }
 }
 
@@ -192,6 +240,12 @@ fn without_resumption_server(mut config: ServerConfig) -> ServerConfig {
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     config
+}
+
+/// SHA-256 of a certificate's SubjectPublicKeyInfo.
+fn key_sha256(cert: &CertificateDer<'_>) -> Result<[u8; 32], AtlsError> {
+    let parsed = crate::ext::parse_certificate(cert)?;
+    Ok(Sha256::digest(&parsed.spki_der).into())
 }
 
 /// Sends our session frame, reads the peer's and, in per-session mode, appraises it.

@@ -458,3 +458,69 @@ async fn plain_server(
     });
     (addr, task)
 }
+
+/// A client outside any TEE presents a plain certificate: the listener that admits unattested
+/// clients sees its key hash (to authorise it like an SSH key), the client still appraises the
+/// server, and per-session evidence bound to the shared exporter can be exchanged by the
+/// application.
+#[tokio::test]
+async fn plain_certificate_client_is_seen_by_its_key_hash() {
+    use sha2::Digest as _;
+    let open =
+        PeerVerifier::new(sim_policy(Some(GOOD)), Endorsements::default()).allow_unattested(true);
+    let server_identity = identity(GOOD, "server");
+    let server = AtlsServer::new(server_identity.clone(), Arc::new(open)).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut conn = server.accept(tcp).await?;
+        let mut buf = [0u8; 5];
+        conn.stream.read_exact(&mut buf).await?;
+        conn.stream.write_all(&buf).await?;
+        Ok::<_, AtlsError>((conn.peer, conn.peer_key_sha256, conn.exporter))
+    });
+
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = self_signed(&key, "operator", UnixTime::now(), None).unwrap();
+    let pkcs8 = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let client_verifier = verifier(sim_policy(Some(GOOD)));
+    let client = AtlsClient::unattested(cert, pkcs8, client_verifier.clone()).unwrap();
+    let mut conn = client
+        .connect(TcpStream::connect(addr).await.unwrap())
+        .await
+        .unwrap();
+    conn.stream.write_all(b"hello").await.unwrap();
+    let mut buf = [0u8; 5];
+    conn.stream.read_exact(&mut buf).await.unwrap();
+    let att = conn.peer.attestation().expect("the server is appraised");
+    assert!(!att.fresh_in_session, "no session frames for plain clients");
+    assert_eq!(
+        conn.peer_key_sha256.unwrap(),
+        <[u8; 32]>::from(sha2::Sha256::digest(server_identity.spki_der()))
+    );
+
+    let (peer, key_hash, server_exporter) = task.await.unwrap().unwrap();
+    assert!(matches!(peer, Peer::Unattested));
+    assert_eq!(
+        key_hash.unwrap(),
+        <[u8; 32]>::from(sha2::Sha256::digest(
+            rcgen::PublicKeyData::subject_public_key_info(&key)
+        ))
+    );
+    assert_eq!(server_exporter, conn.exporter);
+    // Application-level freshness: the server's evidence bound to this session's exporter.
+    let fresh = server_identity
+        .session_evidence(&server_exporter, UnixTime::now())
+        .unwrap();
+    let server_cert = server_identity.certificate().to_vec();
+    client_verifier
+        .appraise_session_evidence(&server_cert, &fresh, &conn.exporter)
+        .unwrap();
+    assert!(
+        client_verifier
+            .appraise_session_evidence(&server_cert, &fresh, &[0u8; 32])
+            .is_err(),
+        "evidence for another session is refused"
+    );
+}

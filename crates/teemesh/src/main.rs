@@ -5,14 +5,17 @@
 // A command-line tool: its results go to stdout by design.
 #![allow(clippy::print_stdout)]
 
+mod admin_cmd;
 mod atls_cmd;
 mod attest_cmd;
 mod bench;
 mod bench_atls;
 mod demo;
 mod demo_atls;
+mod demo_node;
 mod fixtures;
 mod home;
+mod node_cmd;
 mod run_cmd;
 mod table;
 
@@ -27,6 +30,9 @@ struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Log format on stderr: text, or json (one object per line, for log collectors).
+    #[arg(long, value_name = "text|json", default_value = "text", global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,9 +50,22 @@ enum Command {
     /// Run one enclave module locally on a simulated node: call an entry, print its outputs
     /// and the module claims the node signs.
     Run(run_cmd::RunArgs),
+    /// Run a node: host enclave modules, serve the admin API over attested TLS and metrics.
+    Node(node_cmd::NodeArgs),
+    /// Administer a node over attested TLS: load, call and inspect its modules.
+    Admin(admin_cmd::AdminArgs),
     /// Benchmarks against the peer measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Compact human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// An appraisal refused the evidence or token (exit code 1, one-line reason on stderr).
@@ -61,7 +80,7 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -69,22 +88,26 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .compact()
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.compact().init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.log_format);
     let outcome = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Attest(cmd) => attest_cmd::run(cmd),
         Command::Atls(cmd) => atls_cmd::run(cmd),
         Command::Run(args) => run_cmd::run(&args),
+        Command::Node(args) => node_cmd::run(&args),
+        Command::Admin(args) => admin_cmd::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match outcome {

@@ -150,7 +150,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
 }
 
 /// The bytes as JSON when they parse as JSON, else as lower-case hex.
-fn json_or_hex(bytes: &[u8]) -> (Value, &'static str) {
+pub(crate) fn json_or_hex(bytes: &[u8]) -> (Value, &'static str) {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(value) => (value, "json"),
         Err(_) => (Value::String(hex::encode(bytes)), "hex"),

@@ -1,0 +1,568 @@
+//! Requests and responses of the admin protocol, as CBOR. Decoding untrusted bytes never
+//! panics: a payload that is not a request is [`ProtocolError::Malformed`]; a request whose
+//! operation is unknown keeps its id so the node can answer it ([`ProtocolError::Unsupported`]);
+//! names and payloads are bounded ([`Request::validate`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::bytes::Bytes;
+use crate::error::ProtocolError;
+
+/// This protocol's version; a node refuses a [`Op::Hello`] with another.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest module upload.
+pub const MAX_MODULE_LEN: usize = 32 << 20;
+/// Largest entry argument, event or request payload.
+pub const MAX_PAYLOAD_LEN: usize = 1 << 20;
+/// Longest module or port name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// One request: an id chosen by the client (echoed in the response) and the operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Echoed in the response.
+    pub id: u64,
+    /// What to do.
+    pub op: Op,
+}
+
+/// How a call enters a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallKind {
+    /// An entry (called by the deployer or a user); returns a result.
+    Entry,
+    /// A one-way event on an input; returns nothing.
+    Input,
+    /// A request on a handler; returns the response.
+    Handler,
+}
+
+impl CallKind {
+    /// `entry`, `input` or `handler`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Entry => "entry",
+            Self::Input => "input",
+            Self::Handler => "handler",
+        }
+    }
+}
+
+/// The operations. New ones are added as new variants (issue 6: attest modules, provision
+/// connection keys, wire connections, stream outputs); a node that does not know one answers
+/// [`ErrorKind::Unsupported`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Op {
+    /// First request of a session: the client's protocol version, and whether it wants the
+    /// node's evidence bound to this TLS session (per-session freshness for clients that
+    /// cannot attest themselves).
+    Hello {
+        /// The client's [`PROTOCOL_VERSION`].
+        version: u32,
+        /// Ask for session evidence bound to the TLS exporter.
+        session_evidence: bool,
+    },
+    /// Node name, platform, uptime, module count.
+    Status,
+    /// Load a module from its Wasm bytes under a name (which must be free).
+    Load {
+        /// The module's name on this node.
+        name: String,
+        /// The component's bytes.
+        wasm: Bytes,
+    },
+    /// Every loaded module.
+    List,
+    /// Stop and forget a module (its sealed state stays, bound to its measurement).
+    Unload {
+        /// The module.
+        name: String,
+    },
+    /// Call an entry, deliver an input event or a handler request.
+    Call {
+        /// The module.
+        module: String,
+        /// Which kind of port.
+        kind: CallKind,
+        /// The port's name.
+        port: String,
+        /// Argument, event or request payload.
+        data: Bytes,
+    },
+    /// Take up to `max` buffered output events of a module.
+    Outputs {
+        /// The module.
+        module: String,
+        /// At most this many events.
+        max: u32,
+    },
+    /// The module claims the node signed for a module.
+    Claims {
+        /// The module.
+        module: String,
+    },
+}
+
+impl Op {
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::Status => "status",
+            Self::Load { .. } => "load",
+            Self::List => "list",
+            Self::Unload { .. } => "unload",
+            Self::Call { .. } => "call",
+            Self::Outputs { .. } => "outputs",
+            Self::Claims { .. } => "claims",
+        }
+    }
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Response {
+    /// The request's id.
+    pub id: u64,
+    /// What happened.
+    pub outcome: Result<Reply, ErrorReply>,
+}
+
+/// Successful replies, one shape per operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Reply {
+    /// To [`Op::Hello`].
+    Hello {
+        /// The node's protocol version.
+        version: u32,
+        /// The node's name.
+        node: String,
+        /// `sgx`, `tdx`, `snp` or `sim`.
+        platform: String,
+        /// True on the simulated TEE.
+        simulated: bool,
+        /// Tagged evidence whose nonce is this session's TLS exporter, when asked for.
+        session_evidence: Option<Bytes>,
+    },
+    /// To [`Op::Status`].
+    Status(StatusReply),
+    /// To [`Op::Load`].
+    Module(ModuleInfo),
+    /// To [`Op::List`].
+    Modules(Vec<ModuleInfo>),
+    /// To [`Op::Unload`].
+    Unloaded,
+    /// To [`Op::Call`]: the result (entry), the response (handler) or nothing (input), and how
+    /// many output events the call emitted.
+    Called {
+        /// Result or response bytes (empty for an input).
+        data: Bytes,
+        /// Output events emitted by this call.
+        outputs: u64,
+    },
+    /// To [`Op::Outputs`].
+    Outputs {
+        /// The events, oldest first.
+        events: Vec<OutputEvent>,
+        /// Events dropped because the queue was full, since the module was loaded.
+        dropped: u64,
+    },
+    /// To [`Op::Claims`].
+    Claims {
+        /// The signed module claims as JSON (`atls::SignedModuleClaims`).
+        signed_claims_json: String,
+        /// The node's attested certificate (DER), to check them with.
+        node_certificate: Bytes,
+    },
+}
+
+/// The node's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusReply {
+    /// The node's name.
+    pub node: String,
+    /// `sgx`, `tdx`, `snp` or `sim`.
+    pub platform: String,
+    /// True on the simulated TEE.
+    pub simulated: bool,
+    /// The node software's version.
+    pub version: String,
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// Seconds since the node started.
+    pub uptime_secs: u64,
+    /// Loaded modules.
+    pub modules: u64,
+}
+
+/// The ports a module declares (mirrors the WIT manifest).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleManifest {
+    /// Incoming one-way events.
+    pub inputs: Vec<String>,
+    /// Outgoing one-way events.
+    pub outputs: Vec<String>,
+    /// Outgoing requests.
+    pub requests: Vec<String>,
+    /// Incoming requests.
+    pub handlers: Vec<String>,
+    /// Entries.
+    pub entries: Vec<String>,
+}
+
+/// A loaded module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleInfo {
+    /// Its name on the node.
+    pub name: String,
+    /// SHA-256 of its bytes, lower-case hex.
+    pub measurement: String,
+    /// Its ports.
+    pub manifest: ModuleManifest,
+    /// Calls made into it since it was loaded.
+    pub calls: u64,
+    /// Calls that failed (guest error, trap, limit).
+    pub failures: u64,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+    /// True while a call is running.
+    pub busy: bool,
+    /// Output events waiting to be taken.
+    pub queued_outputs: u64,
+    /// Output events dropped because the queue was full.
+    pub dropped_outputs: u64,
+}
+
+/// An event a module emitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputEvent {
+    /// Position in the module's output stream (from 0, gaps where events were dropped).
+    pub seq: u64,
+    /// The output port.
+    pub output: String,
+    /// The payload.
+    pub data: Bytes,
+}
+
+/// A refused or failed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorReply {
+    /// The class of failure.
+    pub kind: ErrorKind,
+    /// One line saying what was wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ErrorReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ErrorReply {}
+
+/// Classes of failure, so clients can react without parsing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The request is malformed or out of bounds.
+    BadRequest,
+    /// The operation or protocol version is not supported by this node.
+    Unsupported,
+    /// This client may not administer the node.
+    Unauthorised,
+    /// No module of that name.
+    NotFound,
+    /// A module of that name is already loaded.
+    Exists,
+    /// The module's call queue is full.
+    Busy,
+    /// The Wasm bytes could not be loaded (not Wasm, not a component, not the world).
+    InvalidModule,
+    /// The call trapped or hit a limit (fuel, deadline, memory).
+    ModuleFailed,
+    /// The module returned an error.
+    GuestError,
+    /// The node is shutting down.
+    ShuttingDown,
+    /// Anything else on the node's side.
+    Internal,
+}
+
+impl ErrorReply {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl Request {
+    /// CBOR bytes of this request (without the frame header).
+    pub fn encode(&self) -> Vec<u8> {
+        to_cbor(self)
+    }
+
+    /// Decodes and validates a request from untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
+        // Two steps, so that an unknown operation still yields the id to answer.
+        #[derive(Deserialize)]
+        struct Envelope {
+            id: u64,
+            op: ciborium::Value,
+        }
+        let envelope: Envelope =
+            ciborium::from_reader(bytes).map_err(|e| ProtocolError::Malformed {
+                what: "request",
+                detail: one_line(&e.to_string()),
+            })?;
+        let op: Op = envelope
+            .op
+            .deserialized()
+            .map_err(|e| ProtocolError::Unsupported {
+                id: envelope.id,
+                version: PROTOCOL_VERSION,
+                detail: one_line(&e.to_string()),
+            })?;
+        let request = Self {
+            id: envelope.id,
+            op,
+        };
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// Checks names and sizes.
+    pub fn validate(&self) -> Result<(), ProtocolError> {
+        match &self.op {
+            Op::Hello { .. } | Op::Status | Op::List => Ok(()),
+            Op::Load { name, wasm } => {
+                check_module_name(name)?;
+                if wasm.0.len() > MAX_MODULE_LEN {
+                    return Err(ProtocolError::Invalid(format!(
+                        "module of {} bytes is larger than the {MAX_MODULE_LEN} allowed",
+                        wasm.0.len()
+                    )));
+                }
+                Ok(())
+            }
+            Op::Unload { name }
+            | Op::Claims { module: name }
+            | Op::Outputs { module: name, .. } => check_module_name(name),
+            Op::Call {
+                module, port, data, ..
+            } => {
+                check_module_name(module)?;
+                if port.is_empty() || port.len() > MAX_NAME_LEN {
+                    return Err(ProtocolError::Invalid(format!(
+                        "port name must have 1 to {MAX_NAME_LEN} bytes"
+                    )));
+                }
+                if data.0.len() > MAX_PAYLOAD_LEN {
+                    return Err(ProtocolError::Invalid(format!(
+                        "payload of {} bytes is larger than the {MAX_PAYLOAD_LEN} allowed",
+                        data.0.len()
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Response {
+    /// CBOR bytes of this response (without the frame header).
+    pub fn encode(&self) -> Vec<u8> {
+        to_cbor(self)
+    }
+
+    /// Decodes a response.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
+        ciborium::from_reader(bytes).map_err(|e| ProtocolError::Malformed {
+            what: "response",
+            detail: one_line(&e.to_string()),
+        })
+    }
+}
+
+/// Decoder messages may quote the input (an unknown variant's name): escape control
+/// characters so an error is always one printable line in a log.
+fn one_line(message: &str) -> String {
+    message
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+fn to_cbor<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Serialising our own types into a Vec cannot fail: no I/O, no maps with non-string keys.
+    if let Err(e) = ciborium::into_writer(value, &mut out) {
+        unreachable!("CBOR serialisation of a protocol message failed: {e}");
+    }
+    out
+}
+
+/// A module name is also a file name on the node: 1 to [`MAX_NAME_LEN`] characters from
+/// `A-Z a-z 0-9 - _ .`, not starting with a dot.
+pub fn check_module_name(name: &str) -> Result<(), ProtocolError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ProtocolError::Invalid(format!(
+            "module name {:?} must have 1 to {MAX_NAME_LEN} characters from A-Z a-z 0-9 - _ . and not start with a dot",
+            name.escape_debug().to_string()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Request> {
+        let ops = vec![
+            Op::Hello {
+                version: PROTOCOL_VERSION,
+                session_evidence: true,
+            },
+            Op::Status,
+            Op::List,
+            Op::Load {
+                name: "sensor".into(),
+                wasm: Bytes(b"\0asm\x0d\0\x01\0".to_vec()),
+            },
+            Op::Unload {
+                name: "sensor".into(),
+            },
+            Op::Call {
+                module: "sensor".into(),
+                kind: CallKind::Input,
+                port: "reading".into(),
+                data: Bytes(br#"{"sensor":"t1","value":31}"#.to_vec()),
+            },
+            Op::Outputs {
+                module: "sensor".into(),
+                max: 10,
+            },
+            Op::Claims {
+                module: "sensor".into(),
+            },
+        ];
+        ops.into_iter()
+            .enumerate()
+            .map(|(i, op)| Request { id: i as u64, op })
+            .collect()
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        for request in samples() {
+            assert_eq!(Request::decode(&request.encode()), Ok(request));
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let responses = [
+            Response {
+                id: 7,
+                outcome: Ok(Reply::Called {
+                    data: Bytes(b"{}".to_vec()),
+                    outputs: 1,
+                }),
+            },
+            Response {
+                id: 8,
+                outcome: Err(ErrorReply::new(ErrorKind::NotFound, "no module \"x\"")),
+            },
+            Response {
+                id: 9,
+                outcome: Ok(Reply::Modules(vec![ModuleInfo {
+                    name: "m".into(),
+                    measurement: "00".into(),
+                    manifest: ModuleManifest::default(),
+                    calls: 1,
+                    failures: 0,
+                    last_error: None,
+                    busy: false,
+                    queued_outputs: 0,
+                    dropped_outputs: 0,
+                }])),
+            },
+        ];
+        for response in responses {
+            assert_eq!(Response::decode(&response.encode()), Ok(response));
+        }
+    }
+
+    #[test]
+    fn bad_requests_get_clear_errors() {
+        let err = Request::decode(b"").unwrap_err();
+        assert!(matches!(err, ProtocolError::Malformed { .. }), "{err}");
+        let err = Request::decode(&[0xff; 16]).unwrap_err();
+        assert!(matches!(err, ProtocolError::Malformed { .. }), "{err}");
+        // An operation from a future protocol version: the id survives for the answer.
+        let mut future = Vec::new();
+        use ciborium::Value;
+        let op = Value::Map(vec![(
+            Value::Text("migrate".into()),
+            Value::Map(vec![(Value::Text("to".into()), Value::Text("b".into()))]),
+        )]);
+        let value = Value::Map(vec![
+            (Value::Text("id".into()), Value::Integer(42.into())),
+            (Value::Text("op".into()), op),
+        ]);
+        ciborium::into_writer(&value, &mut future).unwrap_or_default();
+        match Request::decode(&future) {
+            Err(ProtocolError::Unsupported { id: 42, .. }) => {}
+            other => panic!("expected Unsupported for id 42, got {other:?}"),
+        }
+        let bad_name = Request {
+            id: 1,
+            op: Op::Unload {
+                name: "../etc".into(),
+            },
+        };
+        let err = Request::decode(&bad_name.encode()).unwrap_err();
+        assert!(err.to_string().contains("module name"), "{err}");
+    }
+
+    #[test]
+    fn bytes_are_cbor_byte_strings() {
+        let request = &samples()[3];
+        let encoded = request.encode();
+        // 8 Wasm bytes as a byte string: header 0x48 then the bytes, not an integer array.
+        assert!(
+            encoded
+                .windows(9)
+                .any(|w| w[0] == 0x48 && &w[1..5] == b"\0asm"),
+            "{encoded:02x?}"
+        );
+    }
+}

@@ -1,0 +1,348 @@
+//! The admin API on the node's side: attested TLS sessions, authorisation (admin keys by
+//! hash, optionally attested clients the peer policy affirms), then framed requests answered in
+//! order. Every request is logged with the peer's identity and its outcome, never its payload.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use atls::{AtlsServer, NodeIdentity, Peer};
+use node_protocol::{
+    Bytes, ErrorKind, ErrorReply, Op, PROTOCOL_VERSION, ProtocolError, Reply, Request, Response,
+    StatusReply, frame_len,
+};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::config::{AdminAuth, format_key_hash};
+use crate::metrics::Metrics;
+use crate::modules::ModuleHost;
+
+/// How long a client has for the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a session may stay idle between requests.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a client has to send the rest of a frame once it started.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+/// Output events returned by one `outputs` request at most.
+const MAX_OUTPUTS_PER_REQUEST: usize = 4096;
+
+/// What every admin session needs.
+pub(crate) struct AdminContext {
+    pub(crate) host: Arc<ModuleHost>,
+    pub(crate) identity: Arc<NodeIdentity>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) auth: AdminAuth,
+    pub(crate) platform: String,
+    pub(crate) simulated: bool,
+    pub(crate) shutting_down: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Serves one admin connection to its end.
+pub(crate) async fn serve_connection(
+    ctx: Arc<AdminContext>,
+    server: AtlsServer,
+    tcp: TcpStream,
+    from: SocketAddr,
+) {
+    let _ = tcp.set_nodelay(true);
+    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, server.accept(tcp)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            ctx.metrics.admin_connection(false);
+            let message = e.to_string();
+            if message.contains("attestation was refused")
+                || matches!(e, atls::AtlsError::Appraisal(_))
+            {
+                ctx.metrics.attestation_refused();
+            }
+            tracing::warn!(%from, reason = %message, "admin connection refused in the handshake");
+            return;
+        }
+        Err(_) => {
+            ctx.metrics.admin_connection(false);
+            tracing::warn!(%from, "admin connection refused: no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs());
+            return;
+        }
+    };
+    let (who, authorised) = authorise(&ctx.auth, &conn.peer, conn.peer_key_sha256);
+    ctx.metrics.admin_connection(authorised.is_ok());
+    let mut stream = conn.stream;
+    if let Err(reason) = authorised {
+        tracing::warn!(%from, peer = %who, %reason, "admin client refused");
+        // Answer its first request with the reason, so the operator sees it too.
+        if let Ok(Ok(Some(frame))) =
+            tokio::time::timeout(FRAME_TIMEOUT, read_frame(&mut stream)).await
+        {
+            let id = Request::decode(&frame).map(|r| r.id).unwrap_or(0);
+            let response = Response {
+                id,
+                outcome: Err(ErrorReply::new(ErrorKind::Unauthorised, reason)),
+            };
+            let _ = write_response(&mut stream, &response).await;
+        }
+        let _ = stream.shutdown().await;
+        return;
+    }
+    tracing::info!(%from, peer = %who, "admin session opened");
+    let mut greeted = false;
+    let mut shutting_down = ctx.shutting_down.clone();
+    loop {
+        // Between requests a session ends as soon as the node shuts down; a request already
+        // read is answered first.
+        let next = tokio::select! {
+            next = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream)) => next,
+            _ = shutting_down.wait_for(|&down| down) => break,
+        };
+        let frame = match next {
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => {
+                tracing::warn!(%from, peer = %who, "admin session ended: {e}");
+                let response = Response {
+                    id: 0,
+                    outcome: Err(ErrorReply::new(ErrorKind::BadRequest, e.to_string())),
+                };
+                let _ = write_response(&mut stream, &response).await;
+                break;
+            }
+            Err(_) => {
+                tracing::info!(%from, peer = %who, "admin session idle for {} s; closing", IDLE_TIMEOUT.as_secs());
+                break;
+            }
+        };
+        let (id, op_name, outcome) = match Request::decode(&frame) {
+            Ok(request) => {
+                let op_name = request.op.name();
+                let outcome = if !greeted && !matches!(request.op, Op::Hello { .. }) {
+                    Err(ErrorReply::new(
+                        ErrorKind::BadRequest,
+                        "the first request of a session must be hello",
+                    ))
+                } else {
+                    dispatch(&ctx, request.op, &conn.exporter).await
+                };
+                greeted |= outcome
+                    .as_ref()
+                    .is_ok_and(|r| matches!(r, Reply::Hello { .. }));
+                (request.id, op_name, outcome)
+            }
+            Err(ProtocolError::Unsupported {
+                id,
+                version,
+                detail,
+            }) => (
+                id,
+                "unsupported",
+                Err(ErrorReply::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "this node speaks admin protocol version {version} and does not support this request: {detail}"
+                    ),
+                )),
+            ),
+            Err(e) => (
+                0,
+                "malformed",
+                Err(ErrorReply::new(ErrorKind::BadRequest, e.to_string())),
+            ),
+        };
+        let outcome_label = match &outcome {
+            Ok(_) => "ok",
+            Err(e) => kind_label(e.kind),
+        };
+        ctx.metrics.request(op_name, outcome_label);
+        match &outcome {
+            Ok(_) => {
+                tracing::info!(%from, peer = %who, request = id, op = op_name, outcome = outcome_label, "admin request")
+            }
+            Err(e) => {
+                tracing::warn!(%from, peer = %who, request = id, op = op_name, outcome = outcome_label, error = %e.message, "admin request failed")
+            }
+        }
+        if write_response(&mut stream, &Response { id, outcome })
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+    tracing::info!(%from, peer = %who, "admin session closed");
+}
+
+/// Who the peer is (for logs) and whether it may administer this node.
+fn authorise(
+    auth: &AdminAuth,
+    peer: &Peer,
+    key_hash: Option<[u8; 32]>,
+) -> (String, Result<(), String>) {
+    let key = key_hash.map(|h| format_key_hash(&h));
+    match peer {
+        Peer::Attested(att) => {
+            let who = format!(
+                "attested {} {:?} key {}",
+                att.verified.claims().platform_kind(),
+                att.bound.node_name.as_deref().unwrap_or("?"),
+                key.as_deref().unwrap_or("?")
+            );
+            let listed = key_hash.is_some_and(|h| auth.authorized_keys.contains(&h));
+            if auth.allow_attested_clients || listed {
+                (who, Ok(()))
+            } else {
+                (who, Err("this node does not admit attested clients as admins (admin.allow_attested_clients = false) and their key is not in admin.authorized_keys".into()))
+            }
+        }
+        Peer::Unattested => match (key_hash, key) {
+            (Some(hash), Some(key)) if auth.authorized_keys.contains(&hash) => (format!("admin key {key}"), Ok(())),
+            (Some(_), Some(key)) => (
+                format!("admin key {key}"),
+                Err(format!("admin key {key} is not in this node's admin.authorized_keys")),
+            ),
+            _ => (
+                "anonymous TLS client".into(),
+                Err("present an admin key (teemesh admin key) that this node's admin.authorized_keys lists".into()),
+            ),
+        },
+    }
+}
+
+async fn dispatch(ctx: &AdminContext, op: Op, exporter: &[u8; 32]) -> Result<Reply, ErrorReply> {
+    if *ctx.shutting_down.borrow() && !matches!(op, Op::Hello { .. } | Op::Status | Op::List) {
+        return Err(ErrorReply::new(
+            ErrorKind::ShuttingDown,
+            "the node is shutting down",
+        ));
+    }
+    match op {
+        Op::Hello {
+            version,
+            session_evidence,
+        } => {
+            if version != PROTOCOL_VERSION {
+                return Err(ErrorReply::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "this node speaks admin protocol version {PROTOCOL_VERSION}, the client {version}"
+                    ),
+                ));
+            }
+            let session_evidence = if session_evidence {
+                let identity = ctx.identity.clone();
+                let exporter = *exporter;
+                let evidence = tokio::task::spawn_blocking(move || {
+                    identity.session_evidence(&exporter, attest::UnixTime::now())
+                })
+                .await
+                .map_err(|e| ErrorReply::new(ErrorKind::Internal, e.to_string()))?
+                .map_err(|e| {
+                    ErrorReply::new(
+                        ErrorKind::Internal,
+                        format!("cannot produce session evidence: {e}"),
+                    )
+                })?;
+                Some(Bytes(evidence))
+            } else {
+                None
+            };
+            Ok(Reply::Hello {
+                version: PROTOCOL_VERSION,
+                node: ctx.identity.name().to_owned(),
+                platform: ctx.platform.clone(),
+                simulated: ctx.simulated,
+                session_evidence,
+            })
+        }
+        Op::Status => Ok(Reply::Status(StatusReply {
+            node: ctx.identity.name().to_owned(),
+            platform: ctx.platform.clone(),
+            simulated: ctx.simulated,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol: PROTOCOL_VERSION,
+            uptime_secs: ctx.metrics.uptime().as_secs(),
+            modules: ctx.host.count() as u64,
+        })),
+        Op::Load { name, wasm } => ctx.host.load(&name, wasm.0, true).await.map(Reply::Module),
+        Op::List => Ok(Reply::Modules(ctx.host.list())),
+        Op::Unload { name } => ctx.host.unload(&name).await.map(|()| Reply::Unloaded),
+        Op::Call {
+            module,
+            kind,
+            port,
+            data,
+        } => {
+            let (data, outputs) = ctx.host.call(&module, kind, &port, data.0).await?;
+            Ok(Reply::Called {
+                data: Bytes(data),
+                outputs,
+            })
+        }
+        Op::Outputs { module, max } => {
+            let max = (max as usize).min(MAX_OUTPUTS_PER_REQUEST);
+            let (events, dropped) = ctx.host.outputs(&module, max)?;
+            Ok(Reply::Outputs { events, dropped })
+        }
+        Op::Claims { module } => Ok(Reply::Claims {
+            signed_claims_json: ctx.host.claims(&module)?,
+            node_certificate: Bytes(ctx.identity.certificate().to_vec()),
+        }),
+    }
+}
+
+fn kind_label(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::BadRequest => "bad_request",
+        ErrorKind::Unsupported => "unsupported",
+        ErrorKind::Unauthorised => "unauthorised",
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::Exists => "exists",
+        ErrorKind::Busy => "busy",
+        ErrorKind::InvalidModule => "invalid_module",
+        ErrorKind::ModuleFailed => "module_failed",
+        ErrorKind::GuestError => "guest_error",
+        ErrorKind::ShuttingDown => "shutting_down",
+        ErrorKind::Internal => "internal",
+    }
+}
+
+/// Reads one frame: `Ok(None)` at a clean end of stream before a header.
+pub(crate) async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<Option<Vec<u8>>, ProtocolError> {
+    let mut header = [0u8; 4];
+    match stream.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(ProtocolError::Invalid(format!("connection failed: {e}"))),
+    }
+    let len = frame_len(header)?;
+    let mut payload = vec![0u8; len];
+    tokio::time::timeout(FRAME_TIMEOUT, stream.read_exact(&mut payload))
+        .await
+        .map_err(|_| {
+            ProtocolError::Invalid(format!(
+                "the rest of a {len}-byte frame did not arrive within {} s",
+                FRAME_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| ProtocolError::Invalid(format!("the connection ended inside a frame: {e}")))?;
+    Ok(Some(payload))
+}
+
+/// Writes one framed payload.
+pub(crate) async fn write_payload<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let frame = node_protocol::encode_frame(payload)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    stream.write_all(&frame).await?;
+    stream.flush().await
+}
+
+async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &Response,
+) -> std::io::Result<()> {
+    write_payload(stream, &response.encode()).await
+}

@@ -1,0 +1,281 @@
+//! The node's configuration file (TOML). Unknown keys are errors, so a typo cannot silently
+//! loosen anything; relative paths are resolved against the file's directory; errors carry the
+//! file and line. The simulated TEE is used only when `platform = "sim"` says so.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use platform::PlatformChoice;
+use serde::Deserialize;
+
+use crate::error::NodeError;
+
+/// Largest accepted fuel, memory and queue settings, so a typo cannot disable a limit.
+const MAX_MEMORY_MIB: u64 = 4096;
+const MAX_OUTPUT_QUEUE: usize = 1 << 20;
+
+/// A validated node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The node's name (in its certificate claims and logs).
+    pub name: String,
+    /// Where modules, sealed state and the sealing secret live.
+    pub data_dir: PathBuf,
+    /// Which TEE to attest with.
+    pub platform: PlatformChoice,
+    /// Attested TLS admin listener (`127.0.0.1:0` picks a port).
+    pub admin_listen: SocketAddr,
+    /// Plain-HTTP Prometheus listener on a loopback address, if any.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Appraisal policy for peers (attested admin clients); `None`: the strict default policy.
+    pub peer_policy: Option<PathBuf>,
+    /// Limits every module runs under.
+    pub limits: ModuleLimits,
+    /// Who may administer the node.
+    pub admin: AdminAuth,
+}
+
+/// Default limits for modules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleLimits {
+    /// Fuel (instruction budget) per call.
+    pub fuel_per_call: u64,
+    /// Wall-clock deadline per call.
+    pub deadline: Duration,
+    /// Linear memory cap per module, bytes.
+    pub memory_bytes: usize,
+    /// Buffered output events per module; the oldest is dropped (and counted) beyond this.
+    pub output_queue: usize,
+}
+
+impl Default for ModuleLimits {
+    fn default() -> Self {
+        Self {
+            fuel_per_call: runtime::DEFAULT_FUEL_PER_CALL,
+            deadline: runtime::DEFAULT_DEADLINE,
+            memory_bytes: runtime::DEFAULT_MEMORY_BYTES,
+            output_queue: 1024,
+        }
+    }
+}
+
+/// Admin authorisation, like SSH `authorized_keys`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminAuth {
+    /// SHA-256 hashes of the SubjectPublicKeyInfo of admin keys (`teemesh admin key`).
+    pub authorized_keys: Vec<[u8; 32]>,
+    /// Also admit clients whose attestation the peer policy affirms (off by default).
+    pub allow_attested_clients: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    name: String,
+    data_dir: PathBuf,
+    platform: String,
+    admin_listen: String,
+    metrics_listen: Option<String>,
+    peer_policy: Option<PathBuf>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    admin: RawAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    fuel_per_call: Option<u64>,
+    deadline_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    output_queue: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    #[serde(default)]
+    authorized_keys: Vec<String>,
+    #[serde(default)]
+    allow_attested_clients: bool,
+}
+
+impl NodeConfig {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, NodeError> {
+        let text = std::fs::read_to_string(path).map_err(|e| NodeError::Config {
+            path: path.to_owned(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|message| NodeError::Config {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML `text`, resolving relative paths against `base`. Errors are one line,
+    /// prefixed with `line N:` when the position is known.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let message = e.message().to_owned();
+            match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: {message}")
+                }
+                None => message,
+            }
+        })?;
+        let name = raw.name.trim().to_owned();
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err("name must have 1 to 64 characters, no control characters".into());
+        }
+        let platform: PlatformChoice = raw.platform.parse().map_err(|e| {
+            format!("platform: {e} (expected sim, auto, configfs-tsm, tdx, snp or gramine)")
+        })?;
+        let admin_listen: SocketAddr = raw
+            .admin_listen
+            .parse()
+            .map_err(|e| format!("admin_listen {:?}: {e}", raw.admin_listen))?;
+        let metrics_listen = match raw.metrics_listen {
+            Some(text) => {
+                let addr: SocketAddr = text
+                    .parse()
+                    .map_err(|e| format!("metrics_listen {text:?}: {e}"))?;
+                if !addr.ip().is_loopback() {
+                    return Err(format!(
+                        "metrics_listen {addr}: plain-HTTP metrics are served on a loopback address only (127.0.0.1 or ::1)"
+                    ));
+                }
+                Some(addr)
+            }
+            None => None,
+        };
+        let defaults = ModuleLimits::default();
+        let memory_mib = raw
+            .limits
+            .memory_mib
+            .unwrap_or((defaults.memory_bytes >> 20) as u64);
+        if memory_mib == 0 || memory_mib > MAX_MEMORY_MIB {
+            return Err(format!(
+                "limits.memory_mib = {memory_mib}: expected 1 to {MAX_MEMORY_MIB}"
+            ));
+        }
+        let fuel_per_call = raw.limits.fuel_per_call.unwrap_or(defaults.fuel_per_call);
+        if fuel_per_call == 0 {
+            return Err("limits.fuel_per_call must be positive".into());
+        }
+        let deadline = match raw.limits.deadline_ms {
+            Some(0) => return Err("limits.deadline_ms must be positive".into()),
+            Some(ms) => Duration::from_millis(ms),
+            None => defaults.deadline,
+        };
+        let output_queue = raw.limits.output_queue.unwrap_or(defaults.output_queue);
+        if output_queue == 0 || output_queue > MAX_OUTPUT_QUEUE {
+            return Err(format!(
+                "limits.output_queue = {output_queue}: expected 1 to {MAX_OUTPUT_QUEUE}"
+            ));
+        }
+        let authorized_keys = raw
+            .admin
+            .authorized_keys
+            .iter()
+            .map(|k| parse_key_hash(k).map_err(|e| format!("admin.authorized_keys: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            name,
+            data_dir: base.join(raw.data_dir),
+            platform,
+            admin_listen,
+            metrics_listen,
+            peer_policy: raw.peer_policy.map(|p| base.join(p)),
+            limits: ModuleLimits {
+                fuel_per_call,
+                deadline,
+                memory_bytes: usize::try_from(memory_mib << 20)
+                    .map_err(|_| "limits.memory_mib too large for this machine".to_owned())?,
+                output_queue,
+            },
+            admin: AdminAuth {
+                authorized_keys,
+                allow_attested_clients: raw.admin.allow_attested_clients,
+            },
+        })
+    }
+}
+
+/// Parses `sha256:<64 hex digits>`.
+pub fn parse_key_hash(text: &str) -> Result<[u8; 32], String> {
+    let hex_part = text
+        .strip_prefix("sha256:")
+        .ok_or_else(|| format!("{text:?} must look like sha256:<64 hex digits>"))?;
+    let bytes = hex::decode(hex_part).map_err(|e| format!("{text:?}: {e}"))?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("{text:?}: expected 32 bytes (64 hex digits)"))
+}
+
+/// Formats a key hash as `sha256:<hex>`.
+pub fn format_key_hash(hash: &[u8; 32]) -> String {
+    format!("sha256:{}", hex::encode(hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        "name = \"n\"\ndata_dir = \"data\"\nplatform = \"sim\"\nadmin_listen = \"127.0.0.1:0\"\n";
+
+    fn parse(text: &str) -> Result<NodeConfig, String> {
+        NodeConfig::parse(text, Path::new("/etc/teemesh"))
+    }
+
+    #[test]
+    fn minimal_config_has_strict_defaults() {
+        let config = parse(MINIMAL).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.platform, PlatformChoice::Sim);
+        assert_eq!(config.data_dir, Path::new("/etc/teemesh/data"));
+        assert!(config.admin.authorized_keys.is_empty());
+        assert!(!config.admin.allow_attested_clients);
+        assert_eq!(config.metrics_listen, None);
+        assert_eq!(config.limits, ModuleLimits::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_their_line() {
+        let err = parse(&format!("{MINIMAL}[limits]\nfuel = 5\n")).unwrap_err();
+        assert!(err.starts_with("line 6:"), "{err}");
+        assert!(err.contains("unknown field `fuel`"), "{err}");
+        let err = parse(&format!("{MINIMAL}allow_everything = true\n")).unwrap_err();
+        assert!(err.starts_with("line 5:"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = parse(&MINIMAL.replace("\"sim\"", "\"tpm\"")).unwrap_err();
+        assert!(err.starts_with("platform:"), "{err}");
+        let err = parse(&format!("{MINIMAL}metrics_listen = \"0.0.0.0:9000\"\n")).unwrap_err();
+        assert!(err.contains("loopback"), "{err}");
+        let err = parse(&format!(
+            "{MINIMAL}[admin]\nauthorized_keys = [\"md5:00\"]\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("sha256:<64 hex digits>"), "{err}");
+        let err = parse(&format!("{MINIMAL}[limits]\nmemory_mib = 0\n")).unwrap_err();
+        assert!(err.contains("memory_mib"), "{err}");
+        let err = parse("name = \"n\"\n").unwrap_err();
+        assert!(err.contains("missing field"), "{err}");
+        let err = parse("name = \n").unwrap_err();
+        assert!(err.starts_with("line 1:"), "{err}");
+    }
+
+    #[test]
+    fn key_hashes_round_trip() {
+        let hash = [0xab; 32];
+        assert_eq!(parse_key_hash(&format_key_hash(&hash)), Ok(hash));
+        assert!(parse_key_hash("sha256:abcd").is_err());
+    }
+}

@@ -1,0 +1,489 @@
+//! The modules a node hosts. Each module lives on its own worker thread, which owns its
+//! `LoadedModule` and runs one call at a time from a bounded queue: wasmtime calls are
+//! synchronous, so a module that loops until its fuel or deadline runs out only ever blocks
+//! its own thread, never the admin API or another module. Output events go to a bounded
+//! per-module queue that drops the oldest event when full and counts what it dropped.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use node_protocol::{CallKind, ErrorKind, ErrorReply, ModuleInfo, ModuleManifest, OutputEvent};
+use runtime::{EventSink, LoadedModule, Runtime, RuntimeError, Unconnected};
+use tokio::sync::oneshot;
+
+use crate::metrics::Metrics;
+use crate::store::DataDir;
+
+/// Calls waiting for a module beyond the running one; more are refused as busy.
+const CALL_QUEUE: usize = 16;
+/// Worker threads' stack: Cranelift compiles on it when a module loads.
+const WORKER_STACK: usize = 8 << 20;
+
+type Job = Box<dyn FnOnce(&mut LoadedModule) + Send>;
+
+/// A bounded queue of a module's output events: when full, the oldest event is dropped and
+/// counted (a slow reader loses old events, never blocks the module).
+#[derive(Debug)]
+pub(crate) struct OutputQueue {
+    capacity: usize,
+    state: Mutex<QueueState>,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    events: VecDeque<OutputEvent>,
+    next_seq: u64,
+    dropped: u64,
+}
+
+impl OutputQueue {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            state: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Events emitted so far (the next sequence number).
+    fn emitted(&self) -> u64 {
+        self.lock().next_seq
+    }
+
+    fn take(&self, max: usize) -> (Vec<OutputEvent>, u64) {
+        let mut state = self.lock();
+        let n = max.min(state.events.len());
+        (state.events.drain(..n).collect(), state.dropped)
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.events.len() as u64, state.dropped)
+    }
+}
+
+impl EventSink for OutputQueue {
+    fn emit(&self, _module: &str, output: &str, data: &[u8]) -> Result<(), String> {
+        let mut state = self.lock();
+        if state.events.len() >= self.capacity {
+            state.events.pop_front();
+            state.dropped += 1;
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.events.push_back(OutputEvent {
+            seq,
+            output: output.to_owned(),
+            data: data.into(),
+        });
+        Ok(())
+    }
+}
+
+/// One hosted module: what is known about it, and the queue to its worker.
+struct ModuleHandle {
+    name: String,
+    measurement: String,
+    manifest: ModuleManifest,
+    claims_json: String,
+    jobs: Mutex<Option<SyncSender<Job>>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    outputs: Arc<OutputQueue>,
+    calls: AtomicU64,
+    failures: AtomicU64,
+    busy: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ModuleHandle {
+    fn info(&self) -> ModuleInfo {
+        let (queued, dropped) = self.outputs.counts();
+        ModuleInfo {
+            name: self.name.clone(),
+            measurement: self.measurement.clone(),
+            manifest: self.manifest.clone(),
+            calls: self.calls.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            busy: self.busy.load(Ordering::Relaxed),
+            queued_outputs: queued,
+            dropped_outputs: dropped,
+        }
+    }
+
+    fn close(&self) -> Option<JoinHandle<()>> {
+        drop(self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take());
+        self.worker.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    modules: BTreeMap<String, Arc<ModuleHandle>>,
+    /// Names being loaded right now, so two uploads cannot race for one name.
+    loading: std::collections::BTreeSet<String>,
+}
+
+/// The node's modules.
+pub(crate) struct ModuleHost {
+    runtime: Arc<Runtime>,
+    store: DataDir,
+    metrics: Arc<Metrics>,
+    output_queue: usize,
+    registry: Mutex<Registry>,
+}
+
+/// What loading produced, sent back from the worker thread.
+struct Loaded {
+    measurement: String,
+    manifest: ModuleManifest,
+    claims_json: String,
+}
+
+impl ModuleHost {
+    pub(crate) fn new(
+        runtime: Arc<Runtime>,
+        store: DataDir,
+        metrics: Arc<Metrics>,
+        output_queue: usize,
+    ) -> Self {
+        Self {
+            runtime,
+            store,
+            metrics,
+            output_queue,
+            registry: Mutex::default(),
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, name: &str) -> Result<Arc<ModuleHandle>, ErrorReply> {
+        self.registry().modules.get(name).cloned().ok_or_else(|| {
+            ErrorReply::new(
+                ErrorKind::NotFound,
+                format!("no module named {name:?} is loaded"),
+            )
+        })
+    }
+
+    /// Loads `bytes` as module `name` on a new worker; `persist` stores it in the data
+    /// directory once it loaded (false when reloading at start).
+    pub(crate) async fn load(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: Vec<u8>,
+        persist: bool,
+    ) -> Result<ModuleInfo, ErrorReply> {
+        {
+            let mut registry = self.registry();
+            if registry.modules.contains_key(name) || !registry.loading.insert(name.to_owned()) {
+                return Err(ErrorReply::new(
+                    ErrorKind::Exists,
+                    format!("a module named {name:?} is already loaded; unload it first"),
+                ));
+            }
+        }
+        let outcome = self.start_worker(name, bytes, persist).await;
+        let mut registry = self.registry();
+        registry.loading.remove(name);
+        let handle = outcome?;
+        let info = handle.info();
+        registry.modules.insert(name.to_owned(), handle);
+        self.metrics.set_modules_loaded(registry.modules.len());
+        Ok(info)
+    }
+
+    async fn start_worker(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: Vec<u8>,
+        persist: bool,
+    ) -> Result<Arc<ModuleHandle>, ErrorReply> {
+        let outputs = Arc::new(OutputQueue::new(self.output_queue));
+        let (jobs, queue) = mpsc::sync_channel::<Job>(CALL_QUEUE);
+        let (loaded_tx, loaded_rx) = oneshot::channel::<Result<Loaded, RuntimeError>>();
+        let runtime = self.runtime.clone();
+        let sink = outputs.clone();
+        let module_name = name.to_owned();
+        let wasm = bytes.clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("module-{name}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || {
+                let loaded = runtime.load_with(&module_name, &wasm, sink, Arc::new(Unconnected));
+                drop(wasm);
+                let mut module = match loaded {
+                    Ok(module) => module,
+                    Err(e) => {
+                        let _ = loaded_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = loaded_tx.send(Ok(Loaded {
+                    measurement: module.measurement().to_hex(),
+                    manifest: manifest_of(module.manifest()),
+                    claims_json: serde_json::to_string(module.signed_claims()).unwrap_or_default(),
+                }));
+                // Runs until the queue's sender is dropped (unload, shutdown).
+                while let Ok(job) = queue.recv() {
+                    job(&mut module);
+                }
+                tracing::debug!(module = %module_name, "module worker stopped");
+            })
+            .map_err(|e| {
+                ErrorReply::new(ErrorKind::Internal, format!("cannot start a worker: {e}"))
+            })?;
+        let loaded = match loaded_rx.await {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(e)) => {
+                let kind = match e {
+                    RuntimeError::State(_) | RuntimeError::Setup(_) | RuntimeError::Claims(_) => {
+                        ErrorKind::Internal
+                    }
+                    _ => ErrorKind::InvalidModule,
+                };
+                return Err(ErrorReply::new(kind, format!("cannot load {name:?}: {e}")));
+            }
+            Err(_) => {
+                return Err(ErrorReply::new(
+                    ErrorKind::Internal,
+                    format!("the worker loading {name:?} stopped"),
+                ));
+            }
+        };
+        if persist {
+            let store = self.store.clone();
+            let stored_name = name.to_owned();
+            let now = attest::UnixTime::now().as_secs();
+            let saved = tokio::task::spawn_blocking(move || store.save(&stored_name, &bytes, now))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            if let Err(e) = saved {
+                drop(jobs);
+                return Err(ErrorReply::new(
+                    ErrorKind::Internal,
+                    format!("cannot store module {name:?}: {e}"),
+                ));
+            }
+        }
+        Ok(Arc::new(ModuleHandle {
+            name: name.to_owned(),
+            measurement: loaded.measurement,
+            manifest: loaded.manifest,
+            claims_json: loaded.claims_json,
+            jobs: Mutex::new(Some(jobs)),
+            worker: Mutex::new(Some(worker)),
+            outputs,
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+        }))
+    }
+
+    /// Every module, by name.
+    pub(crate) fn list(&self) -> Vec<ModuleInfo> {
+        self.registry().modules.values().map(|m| m.info()).collect()
+    }
+
+    /// How many modules are loaded.
+    pub(crate) fn count(&self) -> usize {
+        self.registry().modules.len()
+    }
+
+    /// Stops and forgets a module; a call it is running finishes first (in the background).
+    pub(crate) async fn unload(&self, name: &str) -> Result<(), ErrorReply> {
+        let handle = {
+            let mut registry = self.registry();
+            let handle = registry.modules.remove(name).ok_or_else(|| {
+                ErrorReply::new(
+                    ErrorKind::NotFound,
+                    format!("no module named {name:?} is loaded"),
+                )
+            })?;
+            self.metrics.set_modules_loaded(registry.modules.len());
+            handle
+        };
+        drop(handle.close());
+        let store = self.store.clone();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || store.remove(&name))
+            .await
+            .map_err(|e| ErrorReply::new(ErrorKind::Internal, e.to_string()))?
+            .map_err(|e| ErrorReply::new(ErrorKind::Internal, e.to_string()))
+    }
+
+    /// Calls into a module on its worker; returns the result bytes and the number of output
+    /// events the call emitted.
+    pub(crate) async fn call(
+        &self,
+        name: &str,
+        kind: CallKind,
+        port: &str,
+        data: Vec<u8>,
+    ) -> Result<(Vec<u8>, u64), ErrorReply> {
+        let handle = self.get(name)?;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let worker_handle = handle.clone();
+        let port_name = port.to_owned();
+        let metrics = self.metrics.clone();
+        let job: Job = Box::new(move |module: &mut LoadedModule| {
+            let h = worker_handle;
+            h.busy.store(true, Ordering::Relaxed);
+            let before = h.outputs.emitted();
+            let started = Instant::now();
+            let result = match kind {
+                CallKind::Entry => module.call_entry(&port_name, &data),
+                CallKind::Input => module.deliver_input(&port_name, &data).map(|()| Vec::new()),
+                CallKind::Handler => module.handle_request(&port_name, &data),
+            };
+            let took = started.elapsed();
+            let emitted = h.outputs.emitted() - before;
+            h.calls.fetch_add(1, Ordering::Relaxed);
+            metrics.call(&h.name, kind.as_str(), outcome_label(&result), took);
+            metrics.set_dropped_outputs(&h.name, h.outputs.counts().1);
+            let reply = match result {
+                Ok(bytes) => Ok((bytes, emitted)),
+                Err(e) => {
+                    h.failures.fetch_add(1, Ordering::Relaxed);
+                    let message = e.to_string();
+                    *h.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.clone());
+                    let mut reply = ErrorReply::new(error_kind(&e), message);
+                    // A trap poisons the instance; a fresh one (same sealed state) serves the
+                    // next call, so one bad input does not take the module down.
+                    if module.poisoned().is_some() {
+                        match module.restart() {
+                            Ok(()) => reply.message.push_str(" (the module was restarted)"),
+                            Err(e) => {
+                                reply.message.push_str(&format!(" (restart failed: {e})"));
+                            }
+                        }
+                    }
+                    Err(reply)
+                }
+            };
+            h.busy.store(false, Ordering::Relaxed);
+            let _ = reply_tx.send(reply);
+        });
+        let sender = handle
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(sender) = sender else {
+            return Err(ErrorReply::new(
+                ErrorKind::NotFound,
+                format!("module {name:?} is being unloaded"),
+            ));
+        };
+        match sender.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(ErrorReply::new(
+                    ErrorKind::Busy,
+                    format!("module {name:?} has {CALL_QUEUE} calls waiting; try again later"),
+                ));
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(ErrorReply::new(
+                    ErrorKind::NotFound,
+                    format!("module {name:?} stopped"),
+                ));
+            }
+        }
+        reply_rx.await.unwrap_or_else(|_| {
+            Err(ErrorReply::new(
+                ErrorKind::Internal,
+                format!("module {name:?}'s worker stopped during the call"),
+            ))
+        })
+    }
+
+    /// Takes up to `max` buffered output events, and the dropped count.
+    pub(crate) fn outputs(
+        &self,
+        name: &str,
+        max: usize,
+    ) -> Result<(Vec<OutputEvent>, u64), ErrorReply> {
+        Ok(self.get(name)?.outputs.take(max))
+    }
+
+    /// The signed module claims as JSON.
+    pub(crate) fn claims(&self, name: &str) -> Result<String, ErrorReply> {
+        Ok(self.get(name)?.claims_json.clone())
+    }
+
+    /// Closes every module's queue and waits (at most `grace`) for running calls to finish.
+    pub(crate) async fn shutdown(&self, grace: Duration) {
+        let workers: Vec<JoinHandle<()>> = {
+            let registry = self.registry();
+            registry
+                .modules
+                .values()
+                .filter_map(|m| m.close())
+                .collect()
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        });
+        if tokio::time::timeout(grace, joined).await.is_err() {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "module calls still running at shutdown; leaving them"
+            );
+        }
+    }
+}
+
+fn manifest_of(m: &runtime::Manifest) -> ModuleManifest {
+    ModuleManifest {
+        inputs: m.inputs.clone(),
+        outputs: m.outputs.clone(),
+        requests: m.requests.clone(),
+        handlers: m.handlers.clone(),
+        entries: m.entries.clone(),
+    }
+}
+
+fn error_kind(e: &RuntimeError) -> ErrorKind {
+    match e {
+        RuntimeError::Guest { .. } => ErrorKind::GuestError,
+        RuntimeError::UnknownPort { .. } => ErrorKind::BadRequest,
+        RuntimeError::Trap { .. }
+        | RuntimeError::OutOfFuel { .. }
+        | RuntimeError::Interrupted { .. }
+        | RuntimeError::MemoryLimit { .. }
+        | RuntimeError::Poisoned { .. } => ErrorKind::ModuleFailed,
+        _ => ErrorKind::Internal,
+    }
+}
+
+fn outcome_label(result: &Result<Vec<u8>, RuntimeError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(RuntimeError::Guest { .. }) => "guest_error",
+        Err(RuntimeError::Trap { .. } | RuntimeError::Poisoned { .. }) => "trap",
+        Err(RuntimeError::OutOfFuel { .. }) => "out_of_fuel",
+        Err(RuntimeError::Interrupted { .. }) => "deadline",
+        Err(RuntimeError::MemoryLimit { .. }) => "memory_limit",
+        Err(RuntimeError::UnknownPort { .. }) => "unknown_port",
+        Err(_) => "error",
+    }
+}
