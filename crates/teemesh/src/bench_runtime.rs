@@ -513,8 +513,9 @@ impl Report<'_> {
 
         let cpu_clock = self.kernels.iter().all(|k| k.cpu.is_some());
         println!(
-            "kernels: examples/kernels/src/kernels.rs compiled natively and into the module; median of {} runs, modes alternating",
-            self.plan.runs
+            "kernels: examples/kernels/src/kernels.rs compiled natively and into the module; median of {} run{}, modes alternating",
+            self.plan.runs,
+            if self.plan.runs == 1 { "" } else { "s" }
         );
         println!(
             "{}",
