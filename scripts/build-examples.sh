@@ -40,7 +40,7 @@ cargo_target="${TEEMESH_EXAMPLES_TARGET:-$root/target/examples}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 if [ "$check" = 1 ]; then out="$work/out"; else out="$root/examples"; fi
-mkdir -p "$out/sensor-filter" "$out/misbehave"
+mkdir -p "$out/sensor-filter" "$out/misbehave" "$out/kernels"
 
 step "system packages: ${apt_packages[*]}"
 missing=()
@@ -109,6 +109,7 @@ build_rust() { # crate-dir crate-name output
 }
 build_rust examples/sensor-filter/rust sensor_filter sensor-filter-rust
 build_rust examples/misbehave misbehave misbehave
+build_rust examples/kernels kernels kernels
 
 step "c: examples/sensor-filter/c (bindings from wit/, then core module)"
 bindings=examples/sensor-filter/c/bindings
@@ -143,7 +144,7 @@ clang-14 "${c_flags[@]}" -mexec-model=reactor -Wl,--strip-all -I "$bindings" \
     "$bindings/enclave_module.c" "$bindings/enclave_module_component_type.o"
 
 step "components (wasm-tools component new --adapt wasi_snapshot_preview1)"
-components=(sensor-filter/sensor-filter-rust sensor-filter/sensor-filter-c misbehave/misbehave)
+components=(sensor-filter/sensor-filter-rust sensor-filter/sensor-filter-c misbehave/misbehave kernels/kernels)
 for component in "${components[@]}"; do
     name="$(basename "$component")"
     "$wasm_tools" component new "$work/$name.core.wasm" \

@@ -147,9 +147,12 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let setup = |what: &str, e: wasmtime::Error| RuntimeError::Setup(format!("{what}: {e}"));
         let mut engine_config = Config::new();
+        // Without a fuel budget, code is compiled without fuel counting at all: counting costs
+        // time in every loop (`teemesh bench runtime` measures how much), and a budget nobody
+        // can exhaust protects nothing; the deadline still ends loops.
         engine_config
             .wasm_component_model(true)
-            .consume_fuel(true)
+            .consume_fuel(config.limits.fuel_per_call.is_some())
             .epoch_interruption(true);
         let engine = Engine::new(&engine_config).map_err(|e| setup("engine", e))?;
         let mut linker = Linker::new(&engine);

@@ -18,7 +18,9 @@ pub const DEFAULT_MEMORY_BYTES: usize = 64 << 20;
 pub struct Limits {
     /// Fuel given to each call (each export call, and instantiation plus `describe`); a call
     /// that uses it up fails with [`crate::RuntimeError::OutOfFuel`]. Fuel is deterministic:
-    /// the same call on the same state stops at the same instruction. `None`: unmetered.
+    /// the same call on the same state stops at the same instruction. `None`: unmetered, and
+    /// the engine compiles modules without fuel counting (faster; only the deadline, if any,
+    /// then stops a loop).
     pub fuel_per_call: Option<u64>,
     /// Wall-clock time each call may run, enforced by epoch interruption (a ticker thread
     /// advances the engine's epoch every [`Limits::epoch_tick`]); a call past it fails with

@@ -383,8 +383,10 @@ fn mistyped_export(store: &mut Store<HostState>, instance: &Instance) -> Option<
 
 /// Gives the next call its fuel and deadline and forgets earlier refused growths.
 fn arm(store: &mut Store<HostState>, limits: &Limits) {
-    // Fails only when fuel is disabled in the engine, and the runtime always enables it.
-    let _ = store.set_fuel(limits.fuel_per_call.unwrap_or(u64::MAX));
+    // Fuel is on in the engine exactly when there is a budget, so this does not fail.
+    if let Some(fuel) = limits.fuel_per_call {
+        let _ = store.set_fuel(fuel);
+    }
     store.set_epoch_deadline(limits.deadline_ticks().unwrap_or(NO_DEADLINE));
     store.data_mut().limiter.take_refused_growth();
 }

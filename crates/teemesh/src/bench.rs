@@ -2,6 +2,7 @@
 //! ratios. `bench attest` times a full appraisal of each bundled fixture against dcap-qvl / sev
 //! called directly, plus a cached re-appraisal of the same evidence. `bench atls` times attested
 //! TLS handshakes and bulk transfer against plain rustls mutual TLS ([`crate::bench_atls`]).
+//! `bench runtime` times Wasm modules against the same code native ([`crate::bench_runtime`]).
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ pub(crate) enum BenchCommand {
     Attest(AttestBenchArgs),
     /// Attested TLS handshakes (cold, cached, per-session) and bulk transfer vs plain rustls mTLS.
     Atls(crate::bench_atls::AtlsBenchArgs),
+    /// Wasm compute kernels vs the same code native; handler call rate; instantiation time.
+    Runtime(crate::bench_runtime::RuntimeBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -32,6 +35,7 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Attest(args) => attest_bench(&args),
         BenchCommand::Atls(args) => crate::bench_atls::run(&args),
+        BenchCommand::Runtime(args) => crate::bench_runtime::run(&args),
     }
 }
 

@@ -10,6 +10,7 @@ mod atls_cmd;
 mod attest_cmd;
 mod bench;
 mod bench_atls;
+mod bench_runtime;
 mod demo;
 mod demo_atls;
 mod demo_node;
