@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use atls::{AtlsServer, NodeIdentity, PeerVerifier};
 use attest::{AppraisalPolicy, Endorsements, PlatformKind, UnixTime};
-use platform::PlatformRoots;
+use platform::{PlatformRoots, SealingKey};
 use runtime::{Limits, NodeSecret, Runtime, RuntimeConfig};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -42,6 +42,9 @@ pub struct RunningNode {
     pub identity: Arc<NodeIdentity>,
     /// Modules restored from the data directory at start.
     pub restored: usize,
+    /// Where the sealing secret comes from: `"platform"` (the TEE's sealing key) or `"file"`
+    /// (the data directory).
+    pub sealing: &'static str,
     shutdown: watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<JoinSet<()>>,
     metrics_task: Option<tokio::task::JoinHandle<()>>,
@@ -76,6 +79,7 @@ impl RunningNode {
             "platform": self.platform.as_str(),
             "simulated": self.simulated(),
             "modules_restored": self.restored,
+            "sealing": self.sealing,
         })
     }
 
@@ -106,14 +110,14 @@ impl RunningNode {
 pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningNode, NodeError> {
     let choice = config.platform;
     let name = config.name.clone();
-    let identity = tokio::task::spawn_blocking(move || -> Result<NodeIdentity, NodeError> {
-        let attester = roots.open(choice)?;
-        Ok(NodeIdentity::generate(
-            Arc::from(attester),
-            &name,
-            UnixTime::now(),
-        )?)
-    })
+    let (identity, sealing_key) = tokio::task::spawn_blocking(
+        move || -> Result<(NodeIdentity, Option<SealingKey>), NodeError> {
+            let attester = roots.open(choice)?;
+            let sealing_key = attester.sealing_key()?;
+            let identity = NodeIdentity::generate(Arc::from(attester), &name, UnixTime::now())?;
+            Ok((identity, sealing_key))
+        },
+    )
     .await
     .map_err(|e| NodeError::Store(format!("identity task failed: {e}")))??;
     let identity = Arc::new(identity);
@@ -135,7 +139,27 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
         Arc::new(PeerVerifier::new(policy, Endorsements::default()).allow_unattested(true));
 
     let store = DataDir::open(&config.data_dir)?;
-    let secret = NodeSecret::load_or_create(&store.sealing_secret())?;
+    let sealing = if sealing_key.is_some() {
+        "platform"
+    } else {
+        "file"
+    };
+    let secret = match sealing_key {
+        Some(key) => {
+            tracing::info!(node = %config.name, source = key.source(), "sealing secret derived from the platform's sealing key");
+            NodeSecret::from_platform_key(key.bytes())
+        }
+        None => {
+            if platform != PlatformKind::Sim {
+                tracing::warn!(
+                    node = %config.name,
+                    path = %store.sealing_secret().display(),
+                    "{platform} offers no sealing key through this interface: the sealing secret is a file in the data directory, as safe as the volume it is on (keep the data directory on an encrypted volume whose key is released only to this attested VM)"
+                );
+            }
+            NodeSecret::load_or_create(&store.sealing_secret())?
+        }
+    };
     let limits = Limits {
         fuel_per_call: Some(config.limits.fuel_per_call),
         deadline_per_call: Some(config.limits.deadline),
@@ -232,6 +256,7 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
         platform,
         identity,
         restored,
+        sealing,
         shutdown,
         accept_task,
         metrics_task,

@@ -11,10 +11,10 @@ use std::sync::Mutex;
 
 use attest::{PlatformKind, ReportData};
 
-use crate::Attester;
 use crate::binding::check_evidence;
 use crate::error::PlatformError;
 use crate::pseudo_file::read_bounded;
+use crate::{Attester, SealingKey};
 
 /// Where Gramine exposes its attestation pseudo-files.
 pub const DEFAULT_ROOT: &str = "/dev/attestation";
@@ -101,4 +101,27 @@ impl Attester for Gramine {
     fn describe(&self) -> String {
         format!("Intel SGX via Gramine (DCAP) at {}", self.root.display())
     }
+
+    /// Gramine's `keys/_sgx_mrenclave`: the 16-byte SGX sealing key the CPU derives for this
+    /// enclave's MRENCLAVE on this CPU (EGETKEY). Another enclave, or the same code outside
+    /// SGX, cannot obtain it; a rebuilt node binary gets another key.
+    fn sealing_key(&self) -> Result<Option<SealingKey>, PlatformError> {
+        let path = self.root.join("keys").join(SEALING_KEY_NAME);
+        let key = read_bounded(&path).map_err(|e| PlatformError::io(&path, e))?;
+        if key.len() != SEALING_KEY_LEN {
+            return Err(PlatformError::Unavailable {
+                what: format!("the SGX sealing key at {}", path.display()),
+                reason: format!("it has {} bytes, expected {SEALING_KEY_LEN}", key.len()),
+            });
+        }
+        Ok(Some(SealingKey::new(
+            key,
+            format!("SGX MRENCLAVE sealing key ({})", path.display()),
+        )))
+    }
 }
+
+/// Gramine's name for the MRENCLAVE-bound sealing key under `keys/`.
+const SEALING_KEY_NAME: &str = "_sgx_mrenclave";
+/// Its length: an SGX key (128 bits).
+const SEALING_KEY_LEN: usize = 16;

@@ -80,6 +80,48 @@ pub trait Attester: Send + Sync {
 
     /// One line for logs and the CLI: the platform, the interface and where it lives.
     fn describe(&self) -> String;
+
+    /// A key the TEE derives for this code on this machine and releases only to it (SGX: the
+    /// MRENCLAVE sealing key), from which the node derives its sealing secret. `None` when the
+    /// platform's interface offers none (configfs-tsm today, the simulated TEE).
+    fn sealing_key(&self) -> Result<Option<SealingKey>, PlatformError> {
+        Ok(None)
+    }
+}
+
+/// A platform sealing key (see [`Attester::sealing_key`]). Never logged (its `Debug` prints
+/// only where it came from) and overwritten when dropped.
+pub struct SealingKey {
+    key: zeroize::Zeroizing<Vec<u8>>,
+    source: String,
+}
+
+impl SealingKey {
+    /// Wraps key bytes and a description of where they came from.
+    pub fn new(key: Vec<u8>, source: impl Into<String>) -> Self {
+        Self {
+            key: zeroize::Zeroizing::new(key),
+            source: source.into(),
+        }
+    }
+
+    /// The key bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// Where the key came from, e.g. "SGX MRENCLAVE sealing key (Gramine /dev/attestation/keys)".
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
+impl std::fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealingKey")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`Attester::generate`] returns.
@@ -107,5 +149,9 @@ impl<A: Attester + ?Sized> Attester for Box<A> {
 
     fn describe(&self) -> String {
         (**self).describe()
+    }
+
+    fn sealing_key(&self) -> Result<Option<SealingKey>, PlatformError> {
+        (**self).sealing_key()
     }
 }

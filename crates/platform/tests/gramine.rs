@@ -117,3 +117,40 @@ fn empty_quote_is_refused() {
         .unwrap_err();
     assert!(matches!(err, PlatformError::OutblobEmpty { .. }), "{err}");
 }
+
+#[test]
+fn sealing_key_is_gramines_mrenclave_key_and_never_printed() {
+    let root = tempfile::tempdir().unwrap();
+    fake_gramine(root.path(), "dcap", &read(SGX_QUOTE));
+    std::fs::create_dir(root.path().join("keys")).unwrap();
+    std::fs::write(root.path().join("keys/_sgx_mrenclave"), [0xa5; 16]).unwrap();
+
+    let gramine = Gramine::with_root(root.path()).unwrap();
+    let key = gramine.sealing_key().unwrap().unwrap();
+    assert_eq!(key.bytes(), [0xa5; 16]);
+    assert!(key.source().contains("MRENCLAVE"), "{}", key.source());
+    assert!(!format!("{key:?}").contains("a5"), "{key:?}");
+    assert!(!format!("{key:?}").contains("165"), "{key:?}");
+}
+
+#[test]
+fn sealing_key_of_the_wrong_size_or_missing_is_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    fake_gramine(root.path(), "dcap", &read(SGX_QUOTE));
+    let gramine = Gramine::with_root(root.path()).unwrap();
+
+    let err = gramine.sealing_key().unwrap_err();
+    assert!(matches!(err, PlatformError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("keys/_sgx_mrenclave"), "{err}");
+
+    std::fs::create_dir(root.path().join("keys")).unwrap();
+    std::fs::write(root.path().join("keys/_sgx_mrenclave"), [1; 32]).unwrap();
+    let err = gramine.sealing_key().unwrap_err();
+    assert!(err.to_string().contains("32 bytes, expected 16"), "{err}");
+}
+
+#[test]
+fn the_simulated_tee_has_no_sealing_key() {
+    let sim = platform::Simulated::with_measurement(attest::Measurement384([1; 48]));
+    assert!(sim.sealing_key().unwrap().is_none());
+}

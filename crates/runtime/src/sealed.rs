@@ -57,13 +57,16 @@ pub const MAX_TOTAL_LEN: usize = 16 << 20;
 /// Most entries for one module.
 pub const MAX_ENTRIES: usize = 10_000;
 
+/// HKDF info of [`NodeSecret::from_platform_key`].
+const PLATFORM_KDF_INFO: &[u8] = b"teemesh-node-sealing-secret-v1";
+
 /// The node's 32-byte sealing secret, from which each module's state key is derived.
 ///
-/// For now the embedder provides it: the node keeps it in its data directory, created with mode
-/// 0600 ([`NodeSecret::load_or_create`]). On real TEEs it will be derived from the platform's
-/// sealing key (SGX `EGETKEY`, SEV-SNP `MSG_KEY_REQ`, TDX through a key broker) so that it never
-/// exists outside the TEE; that is future work in `platform`. Never logged (its `Debug` prints
-/// nothing) and overwritten when dropped.
+/// The embedder provides it: derived from the platform's sealing key where the TEE offers one
+/// ([`NodeSecret::from_platform_key`]; SGX through Gramine), else kept in the node's data
+/// directory with mode 0600 ([`NodeSecret::load_or_create`]; the simulated TEE, and configfs-tsm,
+/// which has no sealing key — SEV-SNP `MSG_KEY_REQ` or a key broker are follow-ups). Never logged
+/// (its `Debug` prints nothing) and overwritten when dropped.
 pub struct NodeSecret(Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for NodeSecret {
@@ -76,6 +79,17 @@ impl NodeSecret {
     /// Wraps 32 secret bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(Zeroizing::new(bytes))
+    }
+
+    /// The secret derived from a platform sealing key (`platform::Attester::sealing_key`, e.g.
+    /// SGX's MRENCLAVE key): HKDF-SHA256 with the info `teemesh-node-sealing-secret-v1`. The same
+    /// node code on the same machine derives the same secret after a restart; nothing outside the
+    /// TEE can, so sealed state is bound to the TEE and not to a file on the host.
+    pub fn from_platform_key(key: &[u8]) -> Self {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        // A 32-byte output is far below HKDF-SHA256's maximum: `expand` cannot fail.
+        let _ = Hkdf::<Sha256>::new(None, key).expand(PLATFORM_KDF_INFO, secret.as_mut());
+        Self(secret)
     }
 
     /// 32 bytes from the operating system's random generator.
@@ -410,6 +424,27 @@ mod tests {
 
     const M1: Measurement256 = Measurement256([1; 32]);
     const M2: Measurement256 = Measurement256([2; 32]);
+
+    #[test]
+    fn platform_derived_secret_is_stable_and_key_specific() {
+        let dir = tempfile::tempdir().unwrap();
+        let sgx_key = [0xa5; 16];
+        let mut store =
+            SealedStore::open(dir.path(), &NodeSecret::from_platform_key(&sgx_key), M1).unwrap();
+        store.set("k", b"v").unwrap();
+        drop(store);
+        // After a restart the same key derives the same secret ...
+        let again =
+            SealedStore::open(dir.path(), &NodeSecret::from_platform_key(&sgx_key), M1).unwrap();
+        assert_eq!(again.get("k"), Some(&b"v"[..]));
+        // ... another enclave's key (or the raw key used directly) opens nothing.
+        assert!(
+            SealedStore::open(dir.path(), &NodeSecret::from_platform_key(&[0x5a; 16]), M1).is_err()
+        );
+        let mut raw = [0u8; 32];
+        raw[..16].copy_from_slice(&sgx_key);
+        assert!(SealedStore::open(dir.path(), &NodeSecret::from_bytes(raw), M1).is_err());
+    }
 
     #[test]
     fn round_trip_and_reopen() {

@@ -273,6 +273,8 @@ fn rust_and_c_sensor_filters_through_every_interface_kind() {
     let env = Env::new();
     let node = Node::start(&env, &env.config(""));
     assert_eq!(node.ready["simulated"], true);
+    // The simulated TEE has no sealing key: the secret is a file in the data directory.
+    assert_eq!(node.ready["sealing"], "file");
     assert_eq!(node.ready["platform"], "sim");
     let stderr = std::fs::read_to_string(env.path("node.stderr")).unwrap();
     assert!(
