@@ -5,6 +5,7 @@
 // A command-line tool: its results go to stdout by design.
 #![allow(clippy::print_stdout)]
 
+mod app_cmd;
 mod atls_cmd;
 mod attest_cmd;
 mod bench;
@@ -44,6 +45,9 @@ enum Command {
     /// Run one enclave module locally on a simulated node: call an entry, print its outputs
     /// and the module claims the node signs.
     Run(run_cmd::RunArgs),
+    /// Applications: check a deployment descriptor.
+    #[command(subcommand)]
+    App(app_cmd::AppCommand),
     /// Benchmarks against the peer measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         Command::Atls(cmd) => atls_cmd::run(cmd),
         Command::Run(args) => run_cmd::run(&args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::App(cmd) => app_cmd::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
