@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod admin_cmd;
+mod app_cmd;
 mod atls_cmd;
 mod attest_cmd;
 mod bench;
@@ -55,6 +56,9 @@ enum Command {
     Node(node_cmd::NodeArgs),
     /// Administer a node over attested TLS: load, call and inspect its modules.
     Admin(admin_cmd::AdminArgs),
+    /// Applications: check a deployment descriptor.
+    #[command(subcommand)]
+    App(app_cmd::AppCommand),
     /// Benchmarks against the peer measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node_cmd::run(&args),
         Command::Admin(args) => admin_cmd::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::App(cmd) => app_cmd::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,149 @@
+//! `teemesh app check APP.yaml`: reads and checks an application descriptor and prints a short
+//! summary (nodes, modules with their node and platform, connections with their protection), or
+//! the first error as `file:line:column: field: reason` (exit 2).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Subcommand;
+use mesh::Descriptor;
+use mesh::descriptor::{ModuleCode, Platform, PolicySpec};
+use sha2::{Digest as _, Sha256};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AppCommand {
+    /// Check an application descriptor and summarise it; exit 2 with file:line:column on error.
+    Check {
+        /// The descriptor (YAML).
+        #[arg(value_name = "APP.yaml")]
+        descriptor: PathBuf,
+    },
+}
+
+pub(crate) fn run(cmd: AppCommand) -> Result<()> {
+    match cmd {
+        AppCommand::Check { descriptor } => check(&descriptor),
+    }
+}
+
+fn check(path: &std::path::Path) -> Result<()> {
+    let descriptor = Descriptor::load(path)?;
+    let spec = descriptor.spec();
+    // A component that is already on disk must have the measurement the descriptor pins.
+    let mut component_notes = Vec::with_capacity(spec.modules.len());
+    for (i, module) in spec.modules.iter().enumerate() {
+        let note = match module.code() {
+            Some(ModuleCode::Wasm(wasm)) => match std::fs::read(descriptor.resolve(wasm)) {
+                Ok(bytes) => {
+                    let actual: [u8; 32] = Sha256::digest(&bytes).into();
+                    match module.measurement {
+                        Some(expected) if expected.0 != actual => {
+                            let field = mesh::FieldPath::default()
+                                .key("modules")
+                                .index(i)
+                                .key("measurement");
+                            return Err(descriptor
+                                .error_at(
+                                    field,
+                                    format!(
+                                        "{} has measurement {}, not the one pinned here",
+                                        wasm.display(),
+                                        hex::encode(actual)
+                                    ),
+                                )
+                                .into());
+                        }
+                        Some(_) => format!("wasm {} (measurement matches)", wasm.display()),
+                        None => format!("wasm {} (measurement not pinned)", wasm.display()),
+                    }
+                }
+                Err(_) => format!("wasm {} (not on disk yet)", wasm.display()),
+            },
+            Some(ModuleCode::Source { dir, language }) => {
+                let language = match language {
+                    mesh::descriptor::Language::Rust => "rust",
+                    mesh::descriptor::Language::C => "c",
+                };
+                format!(
+                    "source {} ({language}, built at deploy time)",
+                    dir.display()
+                )
+            }
+            None => String::new(),
+        };
+        component_notes.push(note);
+    }
+
+    println!(
+        "{}: {} nodes, {} modules, {} connections ({} is valid)",
+        spec.app,
+        spec.nodes.len(),
+        spec.modules.len(),
+        spec.connections.len(),
+        path.display()
+    );
+    println!("nodes:");
+    let width = spec
+        .nodes
+        .iter()
+        .map(|n| n.name.as_str().len())
+        .max()
+        .unwrap_or(0);
+    for node in &spec.nodes {
+        let policy = match &node.policy {
+            PolicySpec::Inline(_) => "inline policy".to_owned(),
+            PolicySpec::File(file) => format!("policy {}", file.display()),
+        };
+        println!(
+            "  {:width$}  {}  {:21}  {policy}",
+            node.name.as_str(),
+            node.platform,
+            node.address.to_string()
+        );
+        if node.platform == Platform::Sim {
+            eprintln!(
+                "teemesh: warning: node {} is SIMULATED: no hardware protection",
+                node.name
+            );
+        }
+    }
+    println!("modules:");
+    let width = spec
+        .modules
+        .iter()
+        .map(|m| m.name.as_str().len())
+        .max()
+        .unwrap_or(0);
+    for (module, note) in spec.modules.iter().zip(&component_notes) {
+        let platform = descriptor
+            .node_of(module)
+            .map(|n| n.platform.to_string())
+            .unwrap_or_default();
+        println!(
+            "  {:width$}  on {} ({platform})  {note}",
+            module.name.as_str(),
+            module.node
+        );
+    }
+    if !spec.connections.is_empty() {
+        println!("connections:");
+        for connection in &spec.connections {
+            println!(
+                "  {} -> {}  {}",
+                connection.from, connection.to, connection.protection
+            );
+        }
+    }
+    if !spec.expose.is_empty() {
+        let entries: Vec<String> = spec.expose.iter().map(ToString::to_string).collect();
+        println!("exposed entries: {}", entries.join(", "));
+    }
+    for periodic in &spec.periodic {
+        println!(
+            "periodic: {} every {} ms",
+            periodic.to,
+            periodic.every.period().as_millis()
+        );
+    }
+    Ok(())
+}
