@@ -58,12 +58,15 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Epoch ticks until the deadline, at least one; `None` when there is no deadline.
+    /// Epoch ticks until the deadline; `None` when there is no deadline. The ticker runs on its
+    /// own phase, so the first tick after a call starts may come at once: one tick more than the
+    /// deadline spans guarantees a call is never interrupted before its deadline (and at most one
+    /// tick after it).
     pub(crate) fn deadline_ticks(&self) -> Option<u64> {
         let deadline = self.deadline_per_call?;
         let tick = self.epoch_tick.as_nanos().max(1);
-        let ticks = deadline.as_nanos().div_ceil(tick);
-        Some(u64::try_from(ticks).unwrap_or(u64::MAX).max(1))
+        let ticks = deadline.as_nanos().div_ceil(tick).saturating_add(1);
+        Some(u64::try_from(ticks).unwrap_or(u64::MAX))
     }
 }
 

