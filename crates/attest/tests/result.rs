@@ -145,3 +145,32 @@ fn eip191_digest_binds_the_result() {
     let later = eip191::result_digest(verified.claims(), verified.valid_until().plus(1));
     assert_ne!(later, digest);
 }
+
+/// Found by the fuzzer: serde_json quotes the offending value, here with a DEL character, and
+/// the refusal must still be one printable line.
+#[test]
+fn a_signed_payload_with_control_characters_is_refused_in_one_printable_line() {
+    use ed25519_dalek::Signer as _;
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
+    let key = attest::ResultVerifyingKey::Ed25519(signing.verifying_key());
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (token, _) = issue_result_token(
+        &verified_sgx(),
+        &ResultSigningKey::generate(ResultAlgorithm::EdDsa),
+        600,
+    )
+    .unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let header = b64.encode(br#"{"alg":"EdDSA","typ":"JWT","kid":"k"}"#);
+    let genuine = String::from_utf8(b64.decode(parts[1]).unwrap()).unwrap();
+    let forged = genuine.replace("\"ear.status\":\"", "\"ear.status\":\"\u{7f}");
+    assert_ne!(forged, genuine);
+    let payload = b64.encode(forged);
+    let input = format!("{header}.{payload}");
+    let signature = b64.encode(signing.sign(input.as_bytes()).to_bytes());
+    let err = AttestationResult::verify(&format!("{input}.{signature}"), &key, T_2025).unwrap_err();
+    assert!(matches!(err, Error::TokenMalformed { .. }), "{err}");
+    let message = err.to_string();
+    assert!(!message.chars().any(char::is_control), "{message:?}");
+    assert!(message.contains("unknown variant `\\u{7f}"), "{message:?}");
+}

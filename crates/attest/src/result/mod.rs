@@ -131,7 +131,8 @@ fn b64_json<T: Serialize>(value: &T) -> Result<String, Error> {
 
 fn malformed(reason: impl Into<String>) -> Error {
     Error::TokenMalformed {
-        reason: reason.into(),
+        // serde_json quotes the offending input (a forged token's payload) in its messages.
+        reason: crate::error::one_line(reason.into()),
     }
 }
 
