@@ -62,8 +62,9 @@ impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, segment) in self.0.iter().enumerate() {
             match segment {
-                Segment::Key(key) if i == 0 => write!(f, "{key}")?,
-                Segment::Key(key) => write!(f, ".{key}")?,
+                // Keys come from the input: a control character in one must not break the line.
+                Segment::Key(key) if i == 0 => write!(f, "{}", printable(key.clone()))?,
+                Segment::Key(key) => write!(f, ".{}", printable(key.clone()))?,
                 Segment::Index(index) => write!(f, "[{index}]")?,
             }
         }
