@@ -346,3 +346,77 @@ async fn write_response<S: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     write_payload(stream, &response.encode()).await
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use atls::{NodeIdentity, PeerVerifier};
+    use attest::{AppraisalPolicy, Endorsements, Measurement384, UnixTime};
+
+    use super::*;
+
+    /// An attested peer as the node's verifier sees it: a simulated identity appraised under a
+    /// policy that allows simulation.
+    fn attested_peer() -> (Peer, [u8; 32]) {
+        let attester = Arc::new(platform::Simulated::with_measurement(Measurement384(
+            [3; 48],
+        )));
+        let identity = NodeIdentity::generate(attester, "deployer", UnixTime::now()).unwrap();
+        let policy = AppraisalPolicy::from_toml("allow_simulated = true").unwrap();
+        let verifier = PeerVerifier::new(policy, Endorsements::default());
+        let peer = verifier
+            .appraise_certificate(identity.certificate())
+            .unwrap();
+        assert!(matches!(peer, Peer::Attested(_)));
+        (peer, [9; 32])
+    }
+
+    fn auth(keys: &[[u8; 32]], allow_attested_clients: bool) -> AdminAuth {
+        AdminAuth {
+            authorized_keys: keys.to_vec(),
+            allow_attested_clients,
+        }
+    }
+
+    #[test]
+    fn attested_clients_are_admitted_only_when_the_config_says_so_or_their_key_is_listed() {
+        let (peer, key) = attested_peer();
+        let (who, verdict) = authorise(&auth(&[], false), &peer, Some(key));
+        assert!(who.starts_with("attested sim \"deployer\""), "{who}");
+        assert!(
+            verdict
+                .unwrap_err()
+                .contains("allow_attested_clients = false"),
+            "refused by default"
+        );
+        assert!(authorise(&auth(&[], true), &peer, Some(key)).1.is_ok());
+        assert!(authorise(&auth(&[key], false), &peer, Some(key)).1.is_ok());
+    }
+
+    #[test]
+    fn plain_clients_need_a_listed_key_and_attestation_does_not_substitute_for_one() {
+        let listed = [1; 32];
+        let other = [2; 32];
+        // allow_attested_clients admits attested peers, never unattested ones.
+        for allow_attested in [false, true] {
+            let config = auth(&[listed], allow_attested);
+            assert!(
+                authorise(&config, &Peer::Unattested, Some(listed))
+                    .1
+                    .is_ok()
+            );
+            let (who, verdict) = authorise(&config, &Peer::Unattested, Some(other));
+            assert!(who.starts_with("admin key sha256:"), "{who}");
+            assert!(
+                verdict
+                    .unwrap_err()
+                    .contains("is not in this node's admin.authorized_keys")
+            );
+            let (who, verdict) = authorise(&config, &Peer::Unattested, None);
+            assert_eq!(who, "anonymous TLS client");
+            assert!(verdict.unwrap_err().contains("teemesh admin key"));
+        }
+    }
+}
