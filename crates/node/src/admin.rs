@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use atls::{AtlsServer, NodeIdentity, Peer};
 use node_protocol::{
-    Bytes, ErrorKind, ErrorReply, Op, PROTOCOL_VERSION, ProtocolError, Reply, Request, Response,
-    StatusReply, frame_len,
+    Bytes, ErrorKind, ErrorReply, MAX_FRAME_LEN, Op, PROTOCOL_VERSION, ProtocolError, Reply,
+    Request, Response, StatusReply, frame_len,
 };
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -26,6 +26,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 /// Output events returned by one `outputs` request at most.
 const MAX_OUTPUTS_PER_REQUEST: usize = 4096;
+/// Largest frame read from a client the node refused (only to answer it with the reason): a
+/// hello is a few dozen bytes.
+const UNAUTHORISED_FRAME_LIMIT: usize = 64 << 10;
+/// Buffer reserved for a frame before its bytes arrive.
+const INITIAL_FRAME_CAPACITY: usize = 64 << 10;
 
 /// What every admin session needs.
 pub(crate) struct AdminContext {
@@ -71,8 +76,11 @@ pub(crate) async fn serve_connection(
     if let Err(reason) = authorised {
         tracing::warn!(%from, peer = %who, %reason, "admin client refused");
         // Answer its first request with the reason, so the operator sees it too.
-        if let Ok(Ok(Some(frame))) =
-            tokio::time::timeout(FRAME_TIMEOUT, read_frame(&mut stream)).await
+        if let Ok(Ok(Some(frame))) = tokio::time::timeout(
+            FRAME_TIMEOUT,
+            read_frame_within(&mut stream, UNAUTHORISED_FRAME_LIMIT),
+        )
+        .await
         {
             let id = Request::decode(&frame).map(|r| r.id).unwrap_or(0);
             let response = Response {
@@ -309,6 +317,16 @@ fn kind_label(kind: ErrorKind) -> &'static str {
 pub(crate) async fn read_frame<S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> Result<Option<Vec<u8>>, ProtocolError> {
+    read_frame_within(stream, MAX_FRAME_LEN).await
+}
+
+/// Reads one frame of at most `limit` bytes. Memory grows with the bytes that arrive, not with
+/// the length a header announces, so a peer cannot make the node reserve a large buffer by
+/// sending four bytes.
+async fn read_frame_within<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, ProtocolError> {
     let mut header = [0u8; 4];
     match stream.read_exact(&mut header).await {
         Ok(_) => {}
@@ -316,16 +334,29 @@ pub(crate) async fn read_frame<S: AsyncRead + Unpin>(
         Err(e) => return Err(ProtocolError::Invalid(format!("connection failed: {e}"))),
     }
     let len = frame_len(header)?;
-    let mut payload = vec![0u8; len];
-    tokio::time::timeout(FRAME_TIMEOUT, stream.read_exact(&mut payload))
-        .await
-        .map_err(|_| {
-            ProtocolError::Invalid(format!(
-                "the rest of a {len}-byte frame did not arrive within {} s",
-                FRAME_TIMEOUT.as_secs()
-            ))
-        })?
-        .map_err(|e| ProtocolError::Invalid(format!("the connection ended inside a frame: {e}")))?;
+    if len > limit {
+        return Err(ProtocolError::Invalid(format!(
+            "a {len}-byte frame where at most {limit} bytes are accepted"
+        )));
+    }
+    let mut payload = Vec::with_capacity(len.min(INITIAL_FRAME_CAPACITY));
+    let read = tokio::time::timeout(
+        FRAME_TIMEOUT,
+        (&mut *stream).take(len as u64).read_to_end(&mut payload),
+    )
+    .await
+    .map_err(|_| {
+        ProtocolError::Invalid(format!(
+            "the rest of a {len}-byte frame did not arrive within {} s",
+            FRAME_TIMEOUT.as_secs()
+        ))
+    })?
+    .map_err(|e| ProtocolError::Invalid(format!("the connection ended inside a frame: {e}")))?;
+    if read != len {
+        return Err(ProtocolError::Invalid(format!(
+            "the connection ended inside a frame ({read} of {len} bytes)"
+        )));
+    }
     Ok(Some(payload))
 }
 

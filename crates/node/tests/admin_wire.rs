@@ -146,5 +146,61 @@ async fn protocol_violations_get_clear_errors() {
     let _ = stream.read_to_end(&mut rest).await;
     assert!(rest.is_empty());
 
+    // A client the node refuses is answered only if its first frame is small (a hello): a large
+    // one is not read at all, so refused clients cannot make the node buffer megabytes.
+    let stranger = AdminKey::load_or_create(&dir.path().join("stranger.pem")).unwrap();
+    let (cert, private_key) = stranger.certificate().unwrap();
+    let policy = AppraisalPolicy {
+        allow_simulated: true,
+        ..AppraisalPolicy::default()
+    };
+    let stranger = AtlsClient::unattested(
+        cert,
+        private_key,
+        Arc::new(PeerVerifier::new(policy, Endorsements::default())),
+    )
+    .unwrap();
+    let tcp = TcpStream::connect(node.admin_addr).await.unwrap();
+    let mut stream = stranger.connect(tcp).await.unwrap().stream;
+    let big = vec![0u8; 1 << 20];
+    let _ = send_raw_result(&mut stream, &big).await;
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest).await;
+    assert!(
+        rest.is_empty(),
+        "a refused client's 1 MiB frame was read and answered"
+    );
+    // A small first request is answered with the reason.
+    let tcp = TcpStream::connect(node.admin_addr).await.unwrap();
+    let mut stream = stranger.connect(tcp).await.unwrap().stream;
+    send_raw(
+        &mut stream,
+        &Request {
+            id: 9,
+            op: Op::Status,
+        }
+        .encode(),
+    )
+    .await;
+    let response = read_response(&mut stream).await;
+    assert_eq!(response.id, 9);
+    let (kind, message) = error_of(&response);
+    assert_eq!(kind, ErrorKind::Unauthorised);
+    assert!(
+        message.contains("is not in this node's admin.authorized_keys"),
+        "{message}"
+    );
+
     node.shutdown().await;
+}
+
+/// Like `send_raw`, but the node may close the connection while we write.
+async fn send_raw_result<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let len = u32::try_from(payload.len()).unwrap();
+    stream.write_all(&len.to_be_bytes()).await?;
+    stream.write_all(payload).await?;
+    stream.flush().await
 }
