@@ -152,15 +152,13 @@ impl AtlsClient {
         identity: Arc<NodeIdentity>,
         verifier: Arc<PeerVerifier>,
     ) -> Result<Self, AtlsError> {
-        let config = ClientConfig::builder_with_provider(verifier.provider().clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
-            .with_client_auth_cert(vec![identity.certificate().clone()], identity.private_key())?;
-        let mut config = config;
-        config.resumption = rustls::client::Resumption::disabled();
+        let connector = connector(
+            &verifier,
+            identity.certificate().clone(),
+            identity.private_key(),
+        )?;
         Ok(Self {
-            connector: TlsConnector::from(Arc::new(config)),
+            connector,
             identity: Some(identity),
             verifier,
         })
@@ -180,15 +178,8 @@ impl AtlsClient {
         key: PrivateKeyDer<'static>,
         verifier: Arc<PeerVerifier>,
     ) -> Result<Self, AtlsError> {
-        let config = ClientConfig::builder_with_provider(verifier.provider().clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
-            .with_client_auth_cert(vec![certificate], key)?;
-        let mut config = config;
-        config.resumption = rustls::client::Resumption::disabled();
         Ok(Self {
-            connector: TlsConnector::from(Arc::new(config)),
+            connector: connector(&verifier, certificate, key)?,
             identity: None,
             verifier,
         })
@@ -236,6 +227,21 @@ impl AtlsClient {
 
 /// No session resumption: every connection is a full handshake in which both certificates are
 /// appraised afresh (from the cache), so a resumed session can never outlive its evidence.
+/// TLS 1.3 only, the server appraised by `verifier`, this certificate presented, no resumption.
+fn connector(
+    verifier: &Arc<PeerVerifier>,
+    certificate: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<TlsConnector, AtlsError> {
+    let mut config = ClientConfig::builder_with_provider(verifier.provider().clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_client_auth_cert(vec![certificate], key)?;
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
 fn without_resumption_server(mut config: ServerConfig) -> ServerConfig {
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
