@@ -116,10 +116,7 @@ pub(crate) fn run(args: AdminArgs) -> Result<()> {
         .node
         .clone()
         .context("--node ADDR is required for this command")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::async_runtime()?;
     runtime.block_on(session(args, &addr, &key))
 }
 

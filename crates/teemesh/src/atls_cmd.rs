@@ -74,19 +74,12 @@ pub(crate) struct PeerArgs {
 
 pub(crate) fn run(cmd: AtlsCommand) -> Result<()> {
     match cmd {
-        AtlsCommand::Serve(args) => runtime()?.block_on(serve(args)),
+        AtlsCommand::Serve(args) => crate::async_runtime()?.block_on(serve(args)),
     }
 }
 
 pub(crate) fn peer(args: PeerArgs) -> Result<()> {
-    runtime()?.block_on(connect_peer(args))
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    crate::async_runtime()?.block_on(connect_peer(args))
 }
 
 /// The attested peer refused, or was refused (exit code 1).

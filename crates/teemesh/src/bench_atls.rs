@@ -63,10 +63,7 @@ pub(crate) fn run(args: &AtlsBenchArgs) -> Result<()> {
             "note: this is a debug build; run `cargo run --release -p teemesh -- bench atls` for meaningful numbers"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime = crate::async_runtime()?;
     runtime.block_on(bench(args))
 }
 

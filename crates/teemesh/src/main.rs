@@ -85,6 +85,15 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
+/// The multi-threaded tokio runtime the async subcommands run on.
+pub(crate) fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",

@@ -21,10 +21,7 @@ pub(crate) struct NodeArgs {
 
 pub(crate) fn run(args: &NodeArgs) -> Result<()> {
     let config = NodeConfig::load(&args.config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::async_runtime()?;
     runtime.block_on(async {
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
