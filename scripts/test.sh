@@ -29,6 +29,8 @@ if ! rustup toolchain list | grep -q "^$pinned"; then
 fi
 rustc --version
 cargo --version
+# The build needs about 10 GB; say how much there is, so a full disk is recognised as such.
+df -h . | tail -n 1 | awk '{print "disk: " $4 " free of " $2 " on " $6}'
 
 step "system packages"
 # openssl: the ordinary TLS client (s_client) of the attested-TLS interoperability tests.
@@ -76,3 +78,4 @@ if [ -z "${TEEMESH_SKIP_DENY:-}" ]; then
 fi
 
 step "all checks passed in $((SECONDS - start)) s"
+du -sh target 2>/dev/null | awk '{print "target/: " $1}' || true
