@@ -38,6 +38,32 @@ pub struct ModuleClaims {
     pub node_cert_sha256: Digest256,
     /// When the node issued the claims (module load time).
     pub issued_at: UnixTime,
+    /// The module's X25519 public key for connection keys (`events::wrap`): the node holds the
+    /// private half for this module instance only. Absent for modules run outside a node
+    /// (`teemesh run`); the field is then left out of the signed JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_key: Option<ChannelKey>,
+}
+
+/// A module's 32-byte X25519 public key, hex in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelKey(pub [u8; 32]);
+
+impl Serialize for ChannelKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(&text, &mut bytes).map_err(|e| {
+            serde::de::Error::custom(format!("channel key is not 32 bytes of hex: {e}"))
+        })?;
+        Ok(Self(bytes))
+    }
 }
 
 impl ModuleClaims {
@@ -55,7 +81,14 @@ impl ModuleClaims {
             simulated: identity.platform() == PlatformKind::Sim,
             node_cert_sha256: Digest256::of(identity.certificate()),
             issued_at: now,
+            channel_key: None,
         }
+    }
+
+    /// The same claims naming the module's channel key.
+    pub fn with_channel_key(mut self, key: [u8; 32]) -> Self {
+        self.channel_key = Some(ChannelKey(key));
+        self
     }
 
     /// The bytes the node signs: a purpose tag, then the compact JSON.

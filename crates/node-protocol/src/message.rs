@@ -14,6 +14,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_MODULE_LEN: usize = 32 << 20;
 /// Largest entry argument, event or request payload.
 pub const MAX_PAYLOAD_LEN: usize = 1 << 20;
+/// Largest protected event: a payload of at most [`MAX_PAYLOAD_LEN`], a 14-byte header and a
+/// 16-byte tag.
+pub const MAX_ENVELOPE_LEN: usize = MAX_PAYLOAD_LEN + 30;
 /// Longest module or port name.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -104,6 +107,90 @@ pub enum Op {
         /// The module.
         module: String,
     },
+    /// Attaches one end of a connection to a module's port (from the deployer). The connection
+    /// key arrives wrapped to the module's channel key, for exactly this context.
+    Connect(ConnectSpec),
+    /// An event on one of a module's incoming connections (from a peer node). The node checks
+    /// it with the connection's key before the module sees it.
+    Event {
+        /// The receiving module.
+        module: String,
+        /// The protected event (`events::Envelope` bytes).
+        envelope: Bytes,
+    },
+}
+
+/// One end of a connection, as the deployer provisions it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectSpec {
+    /// The application's name.
+    pub app: String,
+    /// The connection's id in the application (below 2^31).
+    pub connection: u32,
+    /// The module on this node.
+    pub module: String,
+    /// Its port: an output for the sending end, an input for the receiving end.
+    pub port: String,
+    /// Which end this is.
+    pub end: ConnectionEnd,
+    /// What the events' AEAD protects.
+    pub protection: EventProtection,
+    /// The connection key wrapped to the module's channel key (HPKE encapsulated key).
+    pub wrapped_encapsulated: Bytes,
+    /// The wrapped connection key's ciphertext.
+    pub wrapped_ciphertext: Bytes,
+}
+
+/// The sending or the receiving end of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ConnectionEnd {
+    /// The module's output sends; events go to `peer_module` on the node at `peer_address`.
+    Sender {
+        /// `host:port` of the receiving node's listener.
+        peer_address: String,
+        /// The receiving module's name there.
+        peer_module: String,
+    },
+    /// The module's input receives.
+    Receiver,
+}
+
+/// What an event's AEAD protects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventProtection {
+    /// Confidential and authentic.
+    Encrypted,
+    /// Authentic, payload readable.
+    Authenticated,
+}
+
+/// Counters of one connection end, as a node reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionInfo {
+    /// The application.
+    pub app: String,
+    /// The connection's id.
+    pub connection: u32,
+    /// The module's port.
+    pub port: String,
+    /// `sender` or `receiver`.
+    pub end: String,
+    /// Events sealed and sent (sender) or delivered to the module (receiver).
+    pub events: u64,
+    /// Events the sender could not hand to the peer (node unreachable), sender only.
+    pub undelivered: u64,
+    /// Counters that never arrived before a later event (receiver only).
+    pub missing: u64,
+    /// Events rejected as forged or altered (receiver only).
+    pub forged: u64,
+    /// Events rejected as replayed or reordered (receiver only).
+    pub replayed: u64,
+    /// Events rejected as malformed, misrouted or downgraded (receiver only).
+    pub malformed: u64,
 }
 
 impl Op {
@@ -118,6 +205,8 @@ impl Op {
             Self::Call { .. } => "call",
             Self::Outputs { .. } => "outputs",
             Self::Claims { .. } => "claims",
+            Self::Connect(_) => "connect",
+            Self::Event { .. } => "event",
         }
     }
 }
@@ -171,6 +260,15 @@ pub enum Reply {
         events: Vec<OutputEvent>,
         /// Events dropped because the queue was full, since the module was loaded.
         dropped: u64,
+    },
+    /// To [`Op::Connect`].
+    Connected,
+    /// To [`Op::Event`]: the event authenticated and the module took it.
+    Delivered {
+        /// The event's counter.
+        counter: u64,
+        /// Counters before it that never arrived.
+        missing: u64,
     },
     /// To [`Op::Claims`].
     Claims {
@@ -239,6 +337,9 @@ pub struct ModuleInfo {
     pub queued_outputs: u64,
     /// Output events dropped because the queue was full.
     pub dropped_outputs: u64,
+    /// The module's connection ends.
+    #[serde(default)]
+    pub connections: Vec<ConnectionInfo>,
 }
 
 /// An event a module emitted.
@@ -293,6 +394,8 @@ pub enum ErrorKind {
     ModuleFailed,
     /// The module returned an error.
     GuestError,
+    /// An event did not authenticate or was not new (forged, altered, replayed, reordered).
+    EventRejected,
     /// The node is shutting down.
     ShuttingDown,
     /// Anything else on the node's side.
@@ -361,15 +464,55 @@ impl Request {
             Op::Unload { name }
             | Op::Claims { module: name }
             | Op::Outputs { module: name, .. } => check_module_name(name),
+            Op::Connect(spec) => {
+                check_module_name(&spec.module)?;
+                check_port_name(&spec.port)?;
+                if spec.app.is_empty() || spec.app.len() > MAX_NAME_LEN {
+                    return Err(ProtocolError::Invalid(format!(
+                        "application name must have 1 to {MAX_NAME_LEN} bytes"
+                    )));
+                }
+                if spec.connection >= 1 << 31 {
+                    return Err(ProtocolError::Invalid(format!(
+                        "connection id {} is out of range (ids are below 2^31)",
+                        spec.connection
+                    )));
+                }
+                if spec.wrapped_encapsulated.0.len() != 32 || spec.wrapped_ciphertext.0.len() != 48
+                {
+                    return Err(ProtocolError::Invalid(
+                        "a wrapped connection key is a 32-byte encapsulated key and a 48-byte ciphertext".into(),
+                    ));
+                }
+                if let ConnectionEnd::Sender {
+                    peer_address,
+                    peer_module,
+                } = &spec.end
+                {
+                    check_module_name(peer_module)?;
+                    if peer_address.is_empty() || peer_address.len() > 256 {
+                        return Err(ProtocolError::Invalid(
+                            "peer address must have 1 to 256 bytes".into(),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Op::Event { module, envelope } => {
+                check_module_name(module)?;
+                if envelope.0.len() > MAX_ENVELOPE_LEN {
+                    return Err(ProtocolError::Invalid(format!(
+                        "event of {} bytes is larger than the {MAX_ENVELOPE_LEN} allowed",
+                        envelope.0.len()
+                    )));
+                }
+                Ok(())
+            }
             Op::Call {
                 module, port, data, ..
             } => {
                 check_module_name(module)?;
-                if port.is_empty() || port.len() > MAX_NAME_LEN {
-                    return Err(ProtocolError::Invalid(format!(
-                        "port name must have 1 to {MAX_NAME_LEN} bytes"
-                    )));
-                }
+                check_port_name(port)?;
                 if data.0.len() > MAX_PAYLOAD_LEN {
                     return Err(ProtocolError::Invalid(format!(
                         "payload of {} bytes is larger than the {MAX_PAYLOAD_LEN} allowed",
@@ -420,6 +563,15 @@ fn to_cbor<T: Serialize>(value: &T) -> Vec<u8> {
         unreachable!("CBOR serialisation of a protocol message failed: {e}");
     }
     out
+}
+
+fn check_port_name(port: &str) -> Result<(), ProtocolError> {
+    if port.is_empty() || port.len() > MAX_NAME_LEN {
+        return Err(ProtocolError::Invalid(format!(
+            "port name must have 1 to {MAX_NAME_LEN} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// A module name is also a file name on the node: 1 to [`MAX_NAME_LEN`] characters from
@@ -473,6 +625,23 @@ mod tests {
             Op::Claims {
                 module: "sensor".into(),
             },
+            Op::Connect(ConnectSpec {
+                app: "irrigation".into(),
+                connection: 3,
+                module: "sensor".into(),
+                port: "alert".into(),
+                end: ConnectionEnd::Sender {
+                    peer_address: "127.0.0.1:7401".into(),
+                    peer_module: "valve".into(),
+                },
+                protection: EventProtection::Encrypted,
+                wrapped_encapsulated: Bytes(vec![1; 32]),
+                wrapped_ciphertext: Bytes(vec![2; 48]),
+            }),
+            Op::Event {
+                module: "valve".into(),
+                envelope: Bytes(vec![1, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0]),
+            },
         ];
         ops.into_iter()
             .enumerate()
@@ -513,6 +682,7 @@ mod tests {
                     busy: false,
                     queued_outputs: 0,
                     dropped_outputs: 0,
+                    connections: vec![],
                 }])),
             },
         ];

@@ -17,7 +17,8 @@ fn seed(name: &str) -> Vec<u8> {
 #[test]
 fn request_seeds_decode() {
     for op in [
-        "hello", "status", "list", "load", "unload", "call", "outputs", "claims",
+        "hello", "status", "list", "load", "unload", "call", "outputs", "claims", "connect",
+        "event",
     ] {
         let bare = seed(&format!("seed-{op}"));
         let request = Request::decode(&bare).unwrap_or_else(|e| panic!("{op}: {e}"));

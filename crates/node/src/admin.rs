@@ -73,26 +73,29 @@ pub(crate) async fn serve_connection(
     let (who, authorised) = authorise(&ctx.auth, &conn.peer, conn.peer_key_sha256);
     ctx.metrics.admin_connection(authorised.is_ok());
     let mut stream = conn.stream;
-    if let Err(reason) = authorised {
-        tracing::warn!(%from, peer = %who, %reason, "admin client refused");
-        // Answer its first request with the reason, so the operator sees it too.
-        if let Ok(Ok(Some(frame))) = tokio::time::timeout(
-            FRAME_TIMEOUT,
-            read_frame_within(&mut stream, UNAUTHORISED_FRAME_LIMIT),
-        )
-        .await
-        {
-            let id = Request::decode(&frame).map(|r| r.id).unwrap_or(0);
-            let response = Response {
-                id,
-                outcome: Err(ErrorReply::new(ErrorKind::Unauthorised, reason)),
-            };
-            let _ = write_response(&mut stream, &response).await;
+    let role = match authorised {
+        Ok(role) => role,
+        Err(reason) => {
+            tracing::warn!(%from, peer = %who, %reason, "admin client refused");
+            // Answer its first request with the reason, so the operator sees it too.
+            if let Ok(Ok(Some(frame))) = tokio::time::timeout(
+                FRAME_TIMEOUT,
+                read_frame_within(&mut stream, UNAUTHORISED_FRAME_LIMIT),
+            )
+            .await
+            {
+                let id = Request::decode(&frame).map(|r| r.id).unwrap_or(0);
+                let response = Response {
+                    id,
+                    outcome: Err(ErrorReply::new(ErrorKind::Unauthorised, reason)),
+                };
+                let _ = write_response(&mut stream, &response).await;
+            }
+            let _ = stream.shutdown().await;
+            return;
         }
-        let _ = stream.shutdown().await;
-        return;
-    }
-    tracing::info!(%from, peer = %who, "admin session opened");
+    };
+    tracing::info!(%from, peer = %who, ?role, "admin session opened");
     let mut greeted = false;
     let mut shutting_down = ctx.shutting_down.clone();
     loop {
@@ -127,6 +130,10 @@ pub(crate) async fn serve_connection(
                         ErrorKind::BadRequest,
                         "the first request of a session must be hello",
                     ))
+                } else if role == Role::EventPeer
+                    && !matches!(request.op, Op::Hello { .. } | Op::Status | Op::Event { .. })
+                {
+                    Err(ErrorReply::new(ErrorKind::Unauthorised, EVENT_PEER_ONLY))
                 } else {
                     dispatch(&ctx, request.op, &conn.exporter).await
                 };
@@ -179,12 +186,26 @@ pub(crate) async fn serve_connection(
     tracing::info!(%from, peer = %who, "admin session closed");
 }
 
-/// Who the peer is (for logs) and whether it may administer this node.
+/// What an authorised session may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Everything: an admin key in `admin.authorized_keys`, or an attested client when
+    /// `admin.allow_attested_clients` is set.
+    Admin,
+    /// Another attested node that the peer policy affirms: it may greet, ask for status and
+    /// deliver events (which the node authenticates end to end anyway), nothing else.
+    EventPeer,
+}
+
+/// The refusal an event peer gets for anything but events.
+const EVENT_PEER_ONLY: &str = "attested peer nodes may only deliver events here: this node does not admit attested clients as admins (admin.allow_attested_clients = false) and their key is not in admin.authorized_keys";
+
+/// Who the peer is (for logs) and what it may do on this node.
 fn authorise(
     auth: &AdminAuth,
     peer: &Peer,
     key_hash: Option<[u8; 32]>,
-) -> (String, Result<(), String>) {
+) -> (String, Result<Role, String>) {
     let key = key_hash.map(|h| format_key_hash(&h));
     match peer {
         Peer::Attested(att) => {
@@ -196,13 +217,13 @@ fn authorise(
             );
             let listed = key_hash.is_some_and(|h| auth.authorized_keys.contains(&h));
             if auth.allow_attested_clients || listed {
-                (who, Ok(()))
+                (who, Ok(Role::Admin))
             } else {
-                (who, Err("this node does not admit attested clients as admins (admin.allow_attested_clients = false) and their key is not in admin.authorized_keys".into()))
+                (who, Ok(Role::EventPeer))
             }
         }
         Peer::Unattested => match (key_hash, key) {
-            (Some(hash), Some(key)) if auth.authorized_keys.contains(&hash) => (format!("admin key {key}"), Ok(())),
+            (Some(hash), Some(key)) if auth.authorized_keys.contains(&hash) => (format!("admin key {key}"), Ok(Role::Admin)),
             (Some(_), Some(key)) => (
                 format!("admin key {key}"),
                 Err(format!("admin key {key} is not in this node's admin.authorized_keys")),
@@ -290,6 +311,12 @@ async fn dispatch(ctx: &AdminContext, op: Op, exporter: &[u8; 32]) -> Result<Rep
             let (events, dropped) = ctx.host.outputs(&module, max)?;
             Ok(Reply::Outputs { events, dropped })
         }
+        Op::Connect(spec) => ctx.host.connect(&spec).map(|()| Reply::Connected),
+        Op::Event { module, envelope } => ctx
+            .host
+            .deliver_event(&module, envelope.0)
+            .await
+            .map(|(counter, missing)| Reply::Delivered { counter, missing }),
         Op::Claims { module } => Ok(Reply::Claims {
             signed_claims_json: ctx.host.claims(&module)?,
             node_certificate: Bytes(ctx.identity.certificate().to_vec()),
@@ -308,6 +335,7 @@ fn kind_label(kind: ErrorKind) -> &'static str {
         ErrorKind::InvalidModule => "invalid_module",
         ErrorKind::ModuleFailed => "module_failed",
         ErrorKind::GuestError => "guest_error",
+        ErrorKind::EventRejected => "event_rejected",
         ErrorKind::ShuttingDown => "shutting_down",
         ErrorKind::Internal => "internal",
     }
@@ -412,18 +440,20 @@ mod tests {
     }
 
     #[test]
-    fn attested_clients_are_admitted_only_when_the_config_says_so_or_their_key_is_listed() {
+    fn attested_clients_administer_only_when_the_config_says_so_or_their_key_is_listed() {
         let (peer, key) = attested_peer();
         let (who, verdict) = authorise(&auth(&[], false), &peer, Some(key));
         assert!(who.starts_with("attested sim \"deployer\""), "{who}");
-        assert!(
-            verdict
-                .unwrap_err()
-                .contains("allow_attested_clients = false"),
-            "refused by default"
+        assert_eq!(verdict, Ok(Role::EventPeer), "only events by default");
+        assert!(EVENT_PEER_ONLY.contains("allow_attested_clients = false"));
+        assert_eq!(
+            authorise(&auth(&[], true), &peer, Some(key)).1,
+            Ok(Role::Admin)
         );
-        assert!(authorise(&auth(&[], true), &peer, Some(key)).1.is_ok());
-        assert!(authorise(&auth(&[key], false), &peer, Some(key)).1.is_ok());
+        assert_eq!(
+            authorise(&auth(&[key], false), &peer, Some(key)).1,
+            Ok(Role::Admin)
+        );
     }
 
     #[test]
@@ -433,10 +463,9 @@ mod tests {
         // allow_attested_clients admits attested peers, never unattested ones.
         for allow_attested in [false, true] {
             let config = auth(&[listed], allow_attested);
-            assert!(
-                authorise(&config, &Peer::Unattested, Some(listed))
-                    .1
-                    .is_ok()
+            assert_eq!(
+                authorise(&config, &Peer::Unattested, Some(listed)).1,
+                Ok(Role::Admin)
             );
             let (who, verdict) = authorise(&config, &Peer::Unattested, Some(other));
             assert!(who.starts_with("admin key sha256:"), "{who}");

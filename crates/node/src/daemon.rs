@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atls::{AtlsServer, NodeIdentity, PeerVerifier};
+use atls::{AtlsClient, AtlsServer, NodeIdentity, PeerVerifier};
 use attest::{AppraisalPolicy, Endorsements, PlatformKind, UnixTime};
 use platform::{PlatformRoots, SealingKey};
 use runtime::{Limits, NodeSecret, Runtime, RuntimeConfig};
@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use crate::admin::{AdminContext, serve_connection};
 use crate::config::NodeConfig;
 use crate::error::NodeError;
+use crate::forward::Forwarder;
 use crate::metrics::{self, Metrics};
 use crate::modules::ModuleHost;
 use crate::store::DataDir;
@@ -175,8 +176,16 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
         platform.as_str(),
         platform == PlatformKind::Sim,
     ));
+    // Links to peer nodes present this node's own evidence and appraise the peer under the
+    // same policy; a peer without evidence is refused.
+    let forwarder = Arc::new(Forwarder::new(
+        tokio::runtime::Handle::current(),
+        AtlsClient::new(identity.clone(), verifier.clone())?,
+        &config.name,
+    ));
     let host = Arc::new(ModuleHost::new(
         runtime,
+        forwarder,
         store.clone(),
         metrics.clone(),
         config.limits.output_queue,

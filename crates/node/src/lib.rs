@@ -11,10 +11,12 @@
 
 mod admin;
 mod admin_key;
+mod channels;
 mod client;
 pub mod config;
 mod daemon;
 mod error;
+mod forward;
 mod metrics;
 mod modules;
 pub mod store;

@@ -45,6 +45,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// module → output events dropped.
     dropped_outputs: Mutex<BTreeMap<String, u64>>,
+    /// module → incoming events rejected (forged, replayed, malformed, misrouted).
+    rejected_events: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
@@ -62,6 +64,7 @@ impl Metrics {
             durations: Mutex::default(),
             requests: Mutex::default(),
             dropped_outputs: Mutex::default(),
+            rejected_events: Mutex::default(),
         }
     }
 
@@ -111,6 +114,12 @@ impl Metrics {
 
     pub(crate) fn request(&self, op: &'static str, outcome: &'static str) {
         *lock(&self.requests).entry((op, outcome)).or_default() += 1;
+    }
+
+    pub(crate) fn event_rejected(&self, module: &str) {
+        *lock(&self.rejected_events)
+            .entry(module.to_owned())
+            .or_default() += 1;
     }
 
     pub(crate) fn set_dropped_outputs(&self, module: &str, dropped: u64) {
@@ -212,6 +221,14 @@ impl Metrics {
             "# HELP {name} Output events dropped because a module's queue was full.\n# TYPE {name} counter"
         );
         for (module, n) in lock(&self.dropped_outputs).iter() {
+            let _ = writeln!(out, "{name}{{module=\"{}\"}} {n}", escape(module));
+        }
+        let name = "teemesh_node_events_rejected_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Incoming events rejected before the module saw them (forged, altered, replayed, reordered, misrouted).\n# TYPE {name} counter"
+        );
+        for (module, n) in lock(&self.rejected_events).iter() {
             let _ = writeln!(out, "{name}{{module=\"{}\"}} {n}", escape(module));
         }
         out

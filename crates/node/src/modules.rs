@@ -11,10 +11,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use node_protocol::{CallKind, ErrorKind, ErrorReply, ModuleInfo, ModuleManifest, OutputEvent};
+use attest::{Digest256, Measurement256};
+use events::wrap::ModuleKeyPair;
+use node_protocol::{
+    CallKind, ConnectSpec, ErrorKind, ErrorReply, ModuleInfo, ModuleManifest, OutputEvent,
+};
 use runtime::{EventSink, LoadedModule, Runtime, RuntimeError, Unconnected};
 use tokio::sync::oneshot;
 
+use crate::channels::ModuleChannels;
+use crate::forward::Forwarder;
 use crate::metrics::Metrics;
 use crate::store::DataDir;
 
@@ -87,6 +93,31 @@ impl EventSink for OutputQueue {
     }
 }
 
+/// Where a module's output events go: its output queue (for `outputs` and `app output`), and
+/// every connection attached to the output.
+struct ModuleSink {
+    outputs: Arc<OutputQueue>,
+    channels: Arc<ModuleChannels>,
+}
+
+impl EventSink for ModuleSink {
+    fn emit(&self, module: &str, output: &str, data: &[u8]) -> Result<(), String> {
+        self.channels.emit(output, data)?;
+        self.outputs.emit(module, output, data)
+    }
+}
+
+/// How a call enters a module: through one of its ports, or as a protected event that is
+/// opened on the worker right before its input is called.
+enum Delivery {
+    Port {
+        kind: CallKind,
+        port: String,
+        data: Vec<u8>,
+    },
+    Event(Vec<u8>),
+}
+
 /// One hosted module: what is known about it, and the queue to its worker.
 struct ModuleHandle {
     name: String,
@@ -96,6 +127,7 @@ struct ModuleHandle {
     jobs: Mutex<Option<SyncSender<Job>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     outputs: Arc<OutputQueue>,
+    channels: Arc<ModuleChannels>,
     calls: AtomicU64,
     failures: AtomicU64,
     busy: AtomicBool,
@@ -119,6 +151,7 @@ impl ModuleHandle {
             busy: self.busy.load(Ordering::Relaxed),
             queued_outputs: queued,
             dropped_outputs: dropped,
+            connections: self.channels.info(),
         }
     }
 
@@ -138,6 +171,7 @@ struct Registry {
 /// The node's modules.
 pub(crate) struct ModuleHost {
     runtime: Arc<Runtime>,
+    forwarder: Arc<Forwarder>,
     store: DataDir,
     metrics: Arc<Metrics>,
     output_queue: usize,
@@ -154,12 +188,14 @@ struct Loaded {
 impl ModuleHost {
     pub(crate) fn new(
         runtime: Arc<Runtime>,
+        forwarder: Arc<Forwarder>,
         store: DataDir,
         metrics: Arc<Metrics>,
         output_queue: usize,
     ) -> Self {
         Self {
             runtime,
+            forwarder,
             store,
             metrics,
             output_queue,
@@ -214,17 +250,28 @@ impl ModuleHost {
         persist: bool,
     ) -> Result<Arc<ModuleHandle>, ErrorReply> {
         let outputs = Arc::new(OutputQueue::new(self.output_queue));
+        let channels = Arc::new(self.channels_for(name, &bytes)?);
+        let sink = Arc::new(ModuleSink {
+            outputs: outputs.clone(),
+            channels: channels.clone(),
+        });
+        let channel_key = channels.public_key();
         let (jobs, queue) = mpsc::sync_channel::<Job>(CALL_QUEUE);
         let (loaded_tx, loaded_rx) = oneshot::channel::<Result<Loaded, RuntimeError>>();
         let runtime = self.runtime.clone();
-        let sink = outputs.clone();
         let module_name = name.to_owned();
         let wasm = bytes.clone();
         let worker = std::thread::Builder::new()
             .name(format!("module-{name}"))
             .stack_size(WORKER_STACK)
             .spawn(move || {
-                let loaded = runtime.load_with(&module_name, &wasm, sink, Arc::new(Unconnected));
+                let loaded = runtime.load_attached(
+                    &module_name,
+                    &wasm,
+                    sink,
+                    Arc::new(Unconnected),
+                    channel_key,
+                );
                 drop(wasm);
                 let mut module = match loaded {
                     Ok(module) => module,
@@ -289,11 +336,69 @@ impl ModuleHost {
             jobs: Mutex::new(Some(jobs)),
             worker: Mutex::new(Some(worker)),
             outputs,
+            channels,
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             busy: AtomicBool::new(false),
             last_error: Mutex::new(None),
         }))
+    }
+
+    /// The channel key pair of a new instance of module `name` with `bytes`: derived from the
+    /// node's sealing secret, the measurement, the name and a fresh instance id, so every load
+    /// gets its own pair and keys wrapped for an earlier instance no longer open.
+    fn channels_for(&self, name: &str, bytes: &[u8]) -> Result<ModuleChannels, ErrorReply> {
+        let measurement = Measurement256(Digest256::of(bytes).0);
+        let mut instance = [0u8; 16];
+        getrandom::fill(&mut instance).map_err(|e| {
+            ErrorReply::new(
+                ErrorKind::Internal,
+                format!("no randomness for a module key: {e}"),
+            )
+        })?;
+        let material = match self
+            .runtime
+            .module_key_material(&measurement, &instance, name)
+        {
+            Some(material) => material,
+            None => {
+                let mut fresh = zeroize::Zeroizing::new([0u8; 32]);
+                getrandom::fill(fresh.as_mut()).map_err(|e| {
+                    ErrorReply::new(
+                        ErrorKind::Internal,
+                        format!("no randomness for a module key: {e}"),
+                    )
+                })?;
+                fresh
+            }
+        };
+        let keys = ModuleKeyPair::derive(material.as_ref())
+            .map_err(|e| ErrorReply::new(ErrorKind::Internal, e.to_string()))?;
+        Ok(ModuleChannels::new(
+            name,
+            measurement.0,
+            keys,
+            self.forwarder.clone(),
+        ))
+    }
+
+    /// Attaches a connection end to one of a module's ports.
+    pub(crate) fn connect(&self, spec: &ConnectSpec) -> Result<(), ErrorReply> {
+        let handle = self.get(&spec.module)?;
+        handle.channels.connect(spec, &handle.manifest)
+    }
+
+    /// Opens a protected event for `name` on its worker and, if it is authentic and new, calls
+    /// the input its connection is attached to; returns its counter and how many counters
+    /// before it never arrived.
+    pub(crate) async fn deliver_event(
+        &self,
+        name: &str,
+        envelope: Vec<u8>,
+    ) -> Result<(u64, u64), ErrorReply> {
+        self.run(name, Delivery::Event(envelope))
+            .await
+            .map(|(_, _, event)| event.unwrap_or_default())
     }
 
     /// Every module, by name.
@@ -337,20 +442,53 @@ impl ModuleHost {
         port: &str,
         data: Vec<u8>,
     ) -> Result<(Vec<u8>, u64), ErrorReply> {
+        let delivery = Delivery::Port {
+            kind,
+            port: port.to_owned(),
+            data,
+        };
+        self.run(name, delivery)
+            .await
+            .map(|(bytes, emitted, _)| (bytes, emitted))
+    }
+
+    /// Runs one delivery on the module's worker: result bytes, events emitted, and for an
+    /// event its counter and missing count.
+    #[allow(clippy::type_complexity)]
+    async fn run(
+        &self,
+        name: &str,
+        delivery: Delivery,
+    ) -> Result<(Vec<u8>, u64, Option<(u64, u64)>), ErrorReply> {
         let handle = self.get(name)?;
         let (reply_tx, reply_rx) = oneshot::channel();
         let worker_handle = handle.clone();
-        let port_name = port.to_owned();
         let metrics = self.metrics.clone();
         let job: Job = Box::new(move |module: &mut LoadedModule| {
             let h = worker_handle;
+            let (kind, port, data, event) = match delivery {
+                Delivery::Port { kind, port, data } => (kind, port, data, None),
+                Delivery::Event(envelope) => match h.channels.open(&envelope) {
+                    Ok(opened) => (
+                        CallKind::Input,
+                        opened.port,
+                        opened.payload,
+                        Some((opened.counter, opened.missing)),
+                    ),
+                    Err(rejected) => {
+                        metrics.event_rejected(&h.name);
+                        let _ = reply_tx.send(Err(rejected));
+                        return;
+                    }
+                },
+            };
             h.busy.store(true, Ordering::Relaxed);
             let before = h.outputs.emitted();
             let started = Instant::now();
             let result = match kind {
-                CallKind::Entry => module.call_entry(&port_name, &data),
-                CallKind::Input => module.deliver_input(&port_name, &data).map(|()| Vec::new()),
-                CallKind::Handler => module.handle_request(&port_name, &data),
+                CallKind::Entry => module.call_entry(&port, &data),
+                CallKind::Input => module.deliver_input(&port, &data).map(|()| Vec::new()),
+                CallKind::Handler => module.handle_request(&port, &data),
             };
             let took = started.elapsed();
             let emitted = h.outputs.emitted() - before;
@@ -358,7 +496,7 @@ impl ModuleHost {
             metrics.call(&h.name, kind.as_str(), outcome_label(&result), took);
             metrics.set_dropped_outputs(&h.name, h.outputs.counts().1);
             let reply = match result {
-                Ok(bytes) => Ok((bytes, emitted)),
+                Ok(bytes) => Ok((bytes, emitted, event)),
                 Err(e) => {
                     h.failures.fetch_add(1, Ordering::Relaxed);
                     let message = e.to_string();

@@ -215,7 +215,42 @@ impl Runtime {
         sink: Arc<dyn EventSink>,
         router: Arc<dyn RequestRouter>,
     ) -> Result<LoadedModule, RuntimeError> {
-        LoadedModule::load(self.shared.clone(), name, bytes, sink, router)
+        LoadedModule::load(self.shared.clone(), name, bytes, sink, router, None)
+    }
+
+    /// Secret material for the channel key pair of module instance `instance` (see
+    /// [`crate::NodeSecret::module_key_material`]); `None` when the runtime has no sealing secret.
+    pub fn module_key_material(
+        &self,
+        measurement: &Measurement256,
+        instance: &[u8; 16],
+        name: &str,
+    ) -> Option<zeroize::Zeroizing<[u8; 32]>> {
+        self.shared
+            .sealing
+            .as_ref()
+            .map(|s| s.secret.module_key_material(measurement, instance, name))
+    }
+
+    /// Like [`Runtime::load_with`] for a module that takes part in event channels: its signed
+    /// claims name `channel_key`, the X25519 public key the embedder holds the private half of
+    /// for this module, so a deployer can wrap connection keys to it.
+    pub fn load_attached(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        sink: Arc<dyn EventSink>,
+        router: Arc<dyn RequestRouter>,
+        channel_key: [u8; 32],
+    ) -> Result<LoadedModule, RuntimeError> {
+        LoadedModule::load(
+            self.shared.clone(),
+            name,
+            bytes,
+            sink,
+            router,
+            Some(channel_key),
+        )
     }
 }
 

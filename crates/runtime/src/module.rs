@@ -74,6 +74,7 @@ impl LoadedModule {
         bytes: &[u8],
         sink: Arc<dyn EventSink>,
         router: Arc<dyn RequestRouter>,
+        channel_key: Option<[u8; 32]>,
     ) -> Result<Self, RuntimeError> {
         check_module_name(name)?;
         check_header(bytes)?;
@@ -97,8 +98,11 @@ impl LoadedModule {
         };
         let state = shared.sealed_store(measurement)?;
         let identity = &shared.identity;
-        let signed_claims = ModuleClaims::for_module(identity, name, measurement, UnixTime::now())
-            .sign(identity)?;
+        let mut claims = ModuleClaims::for_module(identity, name, measurement, UnixTime::now());
+        if let Some(key) = channel_key {
+            claims = claims.with_channel_key(key);
+        }
+        let signed_claims = claims.sign(identity)?;
         let name: Arc<str> = Arc::from(name);
         let (live, manifest) = instantiate(
             &shared,

@@ -57,6 +57,9 @@ pub const MAX_TOTAL_LEN: usize = 16 << 20;
 /// Most entries for one module.
 pub const MAX_ENTRIES: usize = 10_000;
 
+/// HKDF info prefix of [`NodeSecret::module_key_material`].
+const MODULE_KEY_KDF_INFO: &[u8] = b"teemesh-module-channel-key-v1";
+
 /// HKDF info of [`NodeSecret::from_platform_key`].
 const PLATFORM_KDF_INFO: &[u8] = b"teemesh-node-sealing-secret-v1";
 
@@ -90,6 +93,26 @@ impl NodeSecret {
         // A 32-byte output is far below HKDF-SHA256's maximum: `expand` cannot fail.
         let _ = Hkdf::<Sha256>::new(None, key).expand(PLATFORM_KDF_INFO, secret.as_mut());
         Self(secret)
+    }
+
+    /// Secret material for the channel key pair of one loaded module instance:
+    /// HKDF-SHA256(node secret, info = purpose ‖ measurement ‖ instance ‖ name). The same module
+    /// instance gets the same key pair after a node restart; another instance, another
+    /// measurement or another node never does.
+    pub fn module_key_material(
+        &self,
+        measurement: &Measurement256,
+        instance: &[u8; 16],
+        name: &str,
+    ) -> Zeroizing<[u8; 32]> {
+        let mut info = MODULE_KEY_KDF_INFO.to_vec();
+        info.extend_from_slice(&measurement.0);
+        info.extend_from_slice(instance);
+        info.extend_from_slice(name.as_bytes());
+        let mut material = Zeroizing::new([0u8; 32]);
+        // A 32-byte output is far below HKDF-SHA256's maximum: `expand` cannot fail.
+        let _ = Hkdf::<Sha256>::new(None, self.0.as_ref()).expand(&info, material.as_mut());
+        material
     }
 
     /// 32 bytes from the operating system's random generator.

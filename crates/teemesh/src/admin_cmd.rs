@@ -247,6 +247,8 @@ async fn session(args: AdminArgs, addr: &str, key: &AdminKey) -> Result<()> {
             })
         }
         Reply::Hello { .. } => json!({"hello": true}),
+        Reply::Connected => json!({"connected": true}),
+        Reply::Delivered { counter, missing } => json!({"delivered": counter, "missing": missing}),
     };
     println!("{out}");
     Ok(())

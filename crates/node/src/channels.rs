@@ -1,0 +1,323 @@
+//! The event channels of one hosted module: the connection ends the deployer attached to its
+//! ports ([`node_protocol::Op::Connect`]). Outgoing events are sealed here with the connection's
+//! key and handed to the [`crate::forward::Forwarder`]; incoming events are opened here, on the
+//! module's worker, so only authentic, new events in counter order reach the module.
+//!
+//! Connection keys arrive wrapped to the module's channel key pair, which is derived from the
+//! node's sealing secret for this module instance and never leaves the node; the unwrapped keys
+//! live only inside the senders and receivers. Connections are not persisted: after a node
+//! restart the deployer provisions fresh keys (so no counter can be reused under a key and no
+//! old event replayed into a restarted receiver).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use events::wrap::{ModuleKeyPair, WrapContext, WrappedKey};
+use events::{ConnectionId, Direction, EventReceiver, EventSender, Protection, Rejection};
+use node_protocol::{
+    ConnectSpec, ConnectionEnd, ConnectionInfo, ErrorKind, ErrorReply, EventProtection,
+    ModuleManifest,
+};
+
+use crate::forward::Forwarder;
+
+/// A module's channel key pair and its connection ends.
+pub(crate) struct ModuleChannels {
+    module: String,
+    measurement: [u8; 32],
+    keys: ModuleKeyPair,
+    forwarder: Arc<Forwarder>,
+    outgoing: Mutex<Vec<OutgoingEnd>>,
+    incoming: Mutex<BTreeMap<ConnectionId, IncomingEnd>>,
+}
+
+struct OutgoingEnd {
+    app: String,
+    connection: ConnectionId,
+    port: String,
+    sender: EventSender,
+    peer_address: String,
+    peer_module: String,
+    sent: u64,
+    refused: u64,
+}
+
+struct IncomingEnd {
+    app: String,
+    port: String,
+    receiver: EventReceiver,
+    delivered: u64,
+    missing: u64,
+    forged: u64,
+    replayed: u64,
+    malformed: u64,
+}
+
+/// An incoming event that authenticated: the input port to deliver it on and its payload.
+pub(crate) struct Opened {
+    pub(crate) port: String,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) counter: u64,
+    pub(crate) missing: u64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ModuleChannels {
+    pub(crate) fn new(
+        module: &str,
+        measurement: [u8; 32],
+        keys: ModuleKeyPair,
+        forwarder: Arc<Forwarder>,
+    ) -> Self {
+        Self {
+            module: module.to_owned(),
+            measurement,
+            keys,
+            forwarder,
+            outgoing: Mutex::default(),
+            incoming: Mutex::default(),
+        }
+    }
+
+    /// The public half of the module's channel key pair (named in its claims).
+    pub(crate) fn public_key(&self) -> [u8; 32] {
+        *self.keys.public().as_bytes()
+    }
+
+    /// Attaches the end `spec` describes, after opening its wrapped key for exactly this
+    /// module, port, application and connection.
+    pub(crate) fn connect(
+        &self,
+        spec: &ConnectSpec,
+        manifest: &ModuleManifest,
+    ) -> Result<(), ErrorReply> {
+        let bad = |message: String| Err(ErrorReply::new(ErrorKind::BadRequest, message));
+        let connection = ConnectionId::new(spec.connection)
+            .map_err(|e| ErrorReply::new(ErrorKind::BadRequest, e.to_string()))?;
+        let (ports, what) = match spec.end {
+            ConnectionEnd::Sender { .. } => (&manifest.outputs, "output"),
+            ConnectionEnd::Receiver => (&manifest.inputs, "input"),
+        };
+        if !ports.contains(&spec.port) {
+            return bad(format!(
+                "module {:?} declares no {what} {:?} (its {what}s: {})",
+                self.module,
+                spec.port,
+                ports.join(", ")
+            ));
+        }
+        let wrapped = WrappedKey {
+            encapsulated: spec.wrapped_encapsulated.0.clone(),
+            ciphertext: spec.wrapped_ciphertext.0.clone(),
+        };
+        let context = WrapContext {
+            app: &spec.app,
+            connection,
+            module: &self.module,
+            port: &spec.port,
+            measurement: &self.measurement,
+        };
+        let key = self.keys.unwrap_key(&wrapped, &context).map_err(|e| {
+            ErrorReply::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "connection {connection} of app {:?}: {e} (was it wrapped to this module's current channel key?)",
+                    spec.app
+                ),
+            )
+        })?;
+        let protection = match spec.protection {
+            EventProtection::Encrypted => Protection::Encrypted,
+            EventProtection::Authenticated => Protection::Authenticated,
+        };
+        match &spec.end {
+            ConnectionEnd::Sender {
+                peer_address,
+                peer_module,
+            } => {
+                let mut outgoing = lock(&self.outgoing);
+                if outgoing
+                    .iter()
+                    .any(|end| end.app == spec.app && end.connection == connection)
+                {
+                    return Err(ErrorReply::new(
+                        ErrorKind::Exists,
+                        format!(
+                            "connection {connection} of app {:?} is already attached to {:?}",
+                            spec.app, self.module
+                        ),
+                    ));
+                }
+                outgoing.push(OutgoingEnd {
+                    app: spec.app.clone(),
+                    connection,
+                    port: spec.port.clone(),
+                    sender: EventSender::new(&key, connection, Direction::Forward, protection),
+                    peer_address: peer_address.clone(),
+                    peer_module: peer_module.clone(),
+                    sent: 0,
+                    refused: 0,
+                });
+            }
+            ConnectionEnd::Receiver => {
+                let mut incoming = lock(&self.incoming);
+                if incoming.contains_key(&connection) {
+                    return Err(ErrorReply::new(
+                        ErrorKind::Exists,
+                        format!(
+                            "connection {connection} is already attached to {:?}",
+                            self.module
+                        ),
+                    ));
+                }
+                incoming.insert(
+                    connection,
+                    IncomingEnd {
+                        app: spec.app.clone(),
+                        port: spec.port.clone(),
+                        receiver: EventReceiver::new(
+                            &key,
+                            connection,
+                            Direction::Forward,
+                            protection,
+                        ),
+                        delivered: 0,
+                        missing: 0,
+                        forged: 0,
+                        replayed: 0,
+                        malformed: 0,
+                    },
+                );
+            }
+        }
+        tracing::info!(
+            module = %self.module,
+            app = %spec.app,
+            %connection,
+            port = %spec.port,
+            end = if matches!(spec.end, ConnectionEnd::Receiver) { "receiver" } else { "sender" },
+            %protection,
+            "connection attached"
+        );
+        Ok(())
+    }
+
+    /// Seals `data` for every connection attached to `output` and hands each event to the
+    /// forwarder. Fails, without sealing, when a peer's queue is full, so no counter is used
+    /// for an event that is not sent.
+    pub(crate) fn emit(&self, output: &str, data: &[u8]) -> Result<(), String> {
+        let mut outgoing = lock(&self.outgoing);
+        for end in outgoing.iter_mut().filter(|end| end.port == output) {
+            let Some(slot) = self.forwarder.reserve(&end.peer_address) else {
+                end.refused += 1;
+                return Err(format!(
+                    "connection {} to {} at {} is backed up; event not sent",
+                    end.connection, end.peer_module, end.peer_address
+                ));
+            };
+            let envelope = end.sender.seal(data).map_err(|e| e.to_string())?;
+            slot.send(end.peer_module.clone(), envelope);
+            end.sent += 1;
+        }
+        Ok(())
+    }
+
+    /// Opens an incoming event: `Ok` only for an authentic event newer than every event
+    /// delivered before it on its connection. Rejections are counted and logged.
+    pub(crate) fn open(&self, envelope: &[u8]) -> Result<Opened, ErrorReply> {
+        let header = events::Envelope::parse(envelope).map(|e| e.header);
+        let mut incoming = lock(&self.incoming);
+        let end = match &header {
+            Ok(header) => incoming.get_mut(&header.connection),
+            Err(_) => None,
+        };
+        let Some(end) = end else {
+            let reason = match header {
+                Err(rejection) => rejection.to_string(),
+                Ok(header) => format!(
+                    "no connection {} is attached to module {:?}",
+                    header.connection, self.module
+                ),
+            };
+            tracing::warn!(module = %self.module, %reason, "event rejected");
+            return Err(ErrorReply::new(ErrorKind::EventRejected, reason));
+        };
+        match end.receiver.open(envelope) {
+            Ok(delivered) => {
+                end.delivered += 1;
+                end.missing += delivered.missing;
+                if delivered.missing > 0 {
+                    tracing::warn!(
+                        module = %self.module,
+                        app = %end.app,
+                        port = %end.port,
+                        counter = delivered.counter,
+                        missing = delivered.missing,
+                        sender_resumed = delivered.sender_resumed,
+                        "events missing before this one (dropped on the way)"
+                    );
+                }
+                Ok(Opened {
+                    port: end.port.clone(),
+                    payload: delivered.payload,
+                    counter: delivered.counter,
+                    missing: delivered.missing,
+                })
+            }
+            Err(rejection) => {
+                match rejection {
+                    Rejection::Forged { .. } => end.forged += 1,
+                    Rejection::Replayed { .. } => end.replayed += 1,
+                    _ => end.malformed += 1,
+                }
+                tracing::warn!(
+                    module = %self.module,
+                    app = %end.app,
+                    port = %end.port,
+                    kind = rejection.kind(),
+                    reason = %rejection,
+                    "event rejected"
+                );
+                Err(ErrorReply::new(
+                    ErrorKind::EventRejected,
+                    rejection.to_string(),
+                ))
+            }
+        }
+    }
+
+    /// Counters of every end, for `list` and `app status`.
+    pub(crate) fn info(&self) -> Vec<ConnectionInfo> {
+        let mut out: Vec<ConnectionInfo> = lock(&self.outgoing)
+            .iter()
+            .map(|end| ConnectionInfo {
+                app: end.app.clone(),
+                connection: end.connection.get(),
+                port: end.port.clone(),
+                end: "sender".into(),
+                events: end.sent,
+                undelivered: end.refused + self.forwarder.undelivered(&end.peer_address),
+                missing: 0,
+                forged: 0,
+                replayed: 0,
+                malformed: 0,
+            })
+            .collect();
+        out.extend(lock(&self.incoming).iter().map(|(id, end)| ConnectionInfo {
+            app: end.app.clone(),
+            connection: id.get(),
+            port: end.port.clone(),
+            end: "receiver".into(),
+            events: end.delivered,
+            undelivered: 0,
+            missing: end.missing,
+            forged: end.forged,
+            replayed: end.replayed,
+            malformed: end.malformed,
+        }));
+        out
+    }
+}

@@ -1,0 +1,251 @@
+//! Forwarding sealed events to peer nodes: one link per peer address, an attested TLS session
+//! in which this node presents its own evidence, requests pipelined without waiting for each
+//! answer. The link is untrusted for the events' integrity (they are sealed end to end); what
+//! it adds is delivery: events the peer has not acknowledged are kept and sent again after a
+//! reconnect, and the receiver's counters turn any resent copy it already had into a reported
+//! replay, never a duplicate delivery.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use atls::{AtlsClient, Peer};
+use node_protocol::{Bytes, Op, PROTOCOL_VERSION, Reply, Request, Response};
+use tokio::io::{AsyncWriteExt as _, ReadHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_rustls::client::TlsStream;
+
+use crate::admin::read_frame;
+
+/// Events waiting for one peer; beyond this a module's emit fails instead of blocking it.
+const LINK_QUEUE: usize = 8192;
+/// Frames written in one TLS write at most.
+const BATCH: usize = 256;
+/// How long connecting and the handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// One event on its way to a module on a peer node.
+pub(crate) struct Outbound {
+    module: String,
+    envelope: Vec<u8>,
+}
+
+/// A reserved place in a link's queue: sealing happens only once it is held.
+pub(crate) struct Slot(mpsc::OwnedPermit<Outbound>);
+
+impl Slot {
+    pub(crate) fn send(self, module: String, envelope: Vec<u8>) {
+        self.0.send(Outbound { module, envelope });
+    }
+}
+
+struct Link {
+    queue: mpsc::Sender<Outbound>,
+    undelivered: Arc<AtomicU64>,
+}
+
+/// The node's links to its peers.
+pub(crate) struct Forwarder {
+    runtime: tokio::runtime::Handle,
+    client: AtlsClient,
+    node: String,
+    links: Mutex<HashMap<String, Link>>,
+}
+
+impl Forwarder {
+    /// A forwarder whose links present `client`'s identity (this node's attested key) and
+    /// appraise peers under its verifier; link tasks run on `runtime`.
+    pub(crate) fn new(runtime: tokio::runtime::Handle, client: AtlsClient, node: &str) -> Self {
+        Self {
+            runtime,
+            client,
+            node: node.to_owned(),
+            links: Mutex::default(),
+        }
+    }
+
+    fn links(&self) -> std::sync::MutexGuard<'_, HashMap<String, Link>> {
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place in the queue to `address` (starting its link on first use), or `None` when the
+    /// queue is full.
+    pub(crate) fn reserve(&self, address: &str) -> Option<Slot> {
+        let queue = {
+            let mut links = self.links();
+            let link = links.entry(address.to_owned()).or_insert_with(|| {
+                let (queue, events) = mpsc::channel(LINK_QUEUE);
+                let undelivered = Arc::new(AtomicU64::new(0));
+                self.runtime.spawn(run_link(
+                    address.to_owned(),
+                    self.node.clone(),
+                    self.client.clone(),
+                    events,
+                    undelivered.clone(),
+                ));
+                Link { queue, undelivered }
+            });
+            link.queue.clone()
+        };
+        queue.try_reserve_owned().ok().map(Slot)
+    }
+
+    /// Events the peer at `address` refused (rejected or unknown module) so far.
+    pub(crate) fn undelivered(&self, address: &str) -> u64 {
+        self.links()
+            .get(address)
+            .map_or(0, |link| link.undelivered.load(Ordering::Relaxed))
+    }
+}
+
+/// Keeps a session to `address` and sends it every queued event, reconnecting with backoff.
+async fn run_link(
+    address: String,
+    node: String,
+    client: AtlsClient,
+    mut events: mpsc::Receiver<Outbound>,
+    undelivered: Arc<AtomicU64>,
+) {
+    let mut unacknowledged: VecDeque<Outbound> = VecDeque::new();
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let stream = match connect(&client, &address).await {
+            Ok(stream) => stream,
+            Err(reason) => {
+                tracing::warn!(node = %node, peer = %address, %reason, retry_ms = backoff.as_millis() as u64, "cannot reach peer node; events wait");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        backoff = FIRST_BACKOFF;
+        tracing::info!(node = %node, peer = %address, resending = unacknowledged.len(), "event link to peer node up");
+        let (reader, mut writer) = tokio::io::split(stream);
+        let (acks_tx, mut acks) = mpsc::unbounded_channel::<Response>();
+        let reader = tokio::spawn(read_responses(reader, acks_tx));
+        let mut next_id = 2u64;
+        let mut batch = Vec::new();
+        // Whatever was sent but not acknowledged before the link broke goes again first.
+        for event in &unacknowledged {
+            append_request(&mut batch, &mut next_id, event);
+        }
+        let mut healthy = flush(&mut writer, &mut batch).await;
+        while healthy {
+            tokio::select! {
+                // At most LINK_QUEUE events in flight: beyond that the queue fills and
+                // modules' emits fail, rather than this node buffering without bound.
+                event = events.recv(), if unacknowledged.len() < LINK_QUEUE => {
+                    let Some(event) = event else {
+                        // The node is shutting down.
+                        reader.abort();
+                        return;
+                    };
+                    append_request(&mut batch, &mut next_id, &event);
+                    unacknowledged.push_back(event);
+                    let mut frames = 1;
+                    while frames < BATCH && unacknowledged.len() < LINK_QUEUE {
+                        let Ok(event) = events.try_recv() else { break };
+                        append_request(&mut batch, &mut next_id, &event);
+                        unacknowledged.push_back(event);
+                        frames += 1;
+                    }
+                    healthy = flush(&mut writer, &mut batch).await;
+                }
+                ack = acks.recv() => match ack {
+                    Some(response) => {
+                        let Some(event) = unacknowledged.pop_front() else { continue };
+                        if let Err(e) = response.outcome {
+                            undelivered.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(node = %node, peer = %address, module = %event.module, reason = %e.message, "peer node refused an event");
+                        }
+                    }
+                    None => healthy = false,
+                },
+            }
+        }
+        reader.abort();
+        tracing::warn!(node = %node, peer = %address, unacknowledged = unacknowledged.len(), "event link to peer node lost; reconnecting");
+    }
+}
+
+fn append_request(batch: &mut Vec<u8>, next_id: &mut u64, event: &Outbound) {
+    let request = Request {
+        id: *next_id,
+        op: Op::Event {
+            module: event.module.clone(),
+            envelope: Bytes(event.envelope.clone()),
+        },
+    };
+    *next_id += 1;
+    if let Ok(frame) = node_protocol::encode_frame(&request.encode()) {
+        batch.extend_from_slice(&frame);
+    }
+}
+
+async fn flush<W: tokio::io::AsyncWrite + Unpin>(writer: &mut W, batch: &mut Vec<u8>) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let ok = writer.write_all(batch).await.is_ok() && writer.flush().await.is_ok();
+    batch.clear();
+    ok
+}
+
+async fn read_responses(
+    mut reader: ReadHalf<TlsStream<TcpStream>>,
+    acks: mpsc::UnboundedSender<Response>,
+) {
+    while let Ok(Some(frame)) = read_frame(&mut reader).await {
+        match Response::decode(&frame) {
+            Ok(response) => {
+                if acks.send(response).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("peer node sent an undecodable response: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// An attested session with the peer at `address`, greeted.
+async fn connect(client: &AtlsClient, address: &str) -> Result<TlsStream<TcpStream>, String> {
+    let conn = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let tcp = TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        client.connect(tcp).await.map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|_| format!("no attested session within {} s", CONNECT_TIMEOUT.as_secs()))??;
+    if !matches!(conn.peer, Peer::Attested(_)) {
+        return Err("the peer presented no evidence".into());
+    }
+    let mut stream = conn.stream;
+    let hello = Request {
+        id: 1,
+        op: Op::Hello {
+            version: PROTOCOL_VERSION,
+            session_evidence: false,
+        },
+    };
+    crate::admin::write_payload(&mut stream, &hello.encode())
+        .await
+        .map_err(|e| format!("cannot greet: {e}"))?;
+    let frame = read_frame(&mut stream)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the peer closed the session")?;
+    match Response::decode(&frame).map_err(|e| e.to_string())?.outcome {
+        Ok(Reply::Hello { .. }) => Ok(stream),
+        Ok(_) => Err("the peer did not answer hello".into()),
+        Err(e) => Err(e.message),
+    }
+}
