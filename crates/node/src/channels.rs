@@ -289,6 +289,12 @@ impl ModuleChannels {
         }
     }
 
+    /// True when a connection feeds `input`: then only its authentic events may enter there,
+    /// never an event an admin injects.
+    pub(crate) fn feeds(&self, input: &str) -> bool {
+        lock(&self.incoming).values().any(|end| end.port == input)
+    }
+
     /// Counters of every end, for `list` and `app status`.
     pub(crate) fn info(&self) -> Vec<ConnectionInfo> {
         let mut out: Vec<ConnectionInfo> = lock(&self.outgoing)

@@ -442,6 +442,14 @@ impl ModuleHost {
         port: &str,
         data: Vec<u8>,
     ) -> Result<(Vec<u8>, u64), ErrorReply> {
+        if kind == CallKind::Input && self.get(name)?.channels.feeds(port) {
+            return Err(ErrorReply::new(
+                ErrorKind::Unauthorised,
+                format!(
+                    "input {port:?} of module {name:?} is fed by a connection: it takes only that connection's authentic events"
+                ),
+            ));
+        }
         let delivery = Delivery::Port {
             kind,
             port: port.to_owned(),

@@ -121,7 +121,7 @@ pub(crate) fn run(args: AdminArgs) -> Result<()> {
 }
 
 /// Maps refusals to exit code 1 with a one-line reason, like `attest peer`.
-fn refusal(e: NodeError) -> anyhow::Error {
+pub(crate) fn refusal(e: NodeError) -> anyhow::Error {
     match e {
         NodeError::Refused(m) => PeerRefused(m).into(),
         NodeError::Unauthorised(m) => {

@@ -1,6 +1,7 @@
 //! `teemesh app check APP.yaml`: reads and checks an application descriptor and prints a short
 //! summary (nodes, modules with their node and platform, connections with their protection), or
-//! the first error as `file:line:column: field: reason` (exit 2).
+//! the first error as `file:line:column: field: reason` (exit 2). The other `teemesh app`
+//! commands work on a deployed application (`app_run`).
 
 use std::path::PathBuf;
 
@@ -18,11 +19,53 @@ pub(crate) enum AppCommand {
         #[arg(value_name = "APP.yaml")]
         descriptor: PathBuf,
     },
+    /// Every module of a deployed application: running, calls, connection counters (events,
+    /// missing, forged, replayed).
+    Status {
+        #[command(flatten)]
+        state: crate::app_run::StateArgs,
+    },
+    /// Call an entry the descriptor exposes; prints its result as JSON.
+    Call {
+        #[command(flatten)]
+        state: crate::app_run::StateArgs,
+        /// The module.
+        module: String,
+        /// The entry.
+        entry: String,
+        /// The argument (e.g. JSON).
+        arg: Option<String>,
+    },
+    /// A module's output events, one JSON line each.
+    Output {
+        #[command(flatten)]
+        state: crate::app_run::StateArgs,
+        /// The module.
+        module: String,
+        /// Only this output.
+        output: Option<String>,
+        /// Keep waiting for new events.
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 pub(crate) fn run(cmd: AppCommand) -> Result<()> {
     match cmd {
         AppCommand::Check { descriptor } => check(&descriptor),
+        AppCommand::Status { state } => crate::app_run::status(&state),
+        AppCommand::Call {
+            state,
+            module,
+            entry,
+            arg,
+        } => crate::app_run::call(&state, &module, &entry, arg.as_deref()),
+        AppCommand::Output {
+            state,
+            module,
+            output,
+            follow,
+        } => crate::app_run::output(&state, &module, output.as_deref(), follow),
     }
 }
 

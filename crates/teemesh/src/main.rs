@@ -7,6 +7,8 @@
 
 mod admin_cmd;
 mod app_cmd;
+mod app_run;
+mod app_state;
 mod atls_cmd;
 mod attest_cmd;
 mod bench;
@@ -15,6 +17,7 @@ mod bench_runtime;
 mod demo;
 mod demo_atls;
 mod demo_node;
+mod deploy;
 mod fixtures;
 mod home;
 mod node_cmd;
@@ -59,6 +62,9 @@ enum Command {
     /// Applications: check a deployment descriptor.
     #[command(subcommand)]
     App(app_cmd::AppCommand),
+    /// Deploy an application descriptor: attest nodes and modules, wire connections with fresh
+    /// keys wrapped to the modules' attested keys, write the state file.
+    Deploy(deploy::DeployArgs),
     /// Benchmarks against the peer measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -124,6 +130,7 @@ fn main() -> ExitCode {
         Command::Admin(args) => admin_cmd::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::App(cmd) => app_cmd::run(cmd),
+        Command::Deploy(args) => deploy::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

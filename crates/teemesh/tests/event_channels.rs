@@ -10,11 +10,9 @@
 
 #[path = "../../runtime/tests/guest/mod.rs"]
 mod guest;
+mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,80 +30,14 @@ use node::{AdminClient, AdminKey, NodeError};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-const TEEMESH: &str = env!("CARGO_BIN_EXE_teemesh");
+use support::NodeProcess;
+
 const APP: &str = "chain";
 const EVENTS: u64 = 40;
 
 fn sim_verifier() -> Arc<PeerVerifier> {
     let policy = AppraisalPolicy::from_toml("allow_simulated = true").unwrap();
     Arc::new(PeerVerifier::new(policy, Endorsements::default()))
-}
-
-/// A running `teemesh node`; killed when dropped.
-struct NodeProcess {
-    child: Child,
-    admin: String,
-    metrics: String,
-    stderr: PathBuf,
-}
-
-impl NodeProcess {
-    fn start(dir: &Path, name: &str, admin_key: &str) -> Self {
-        std::fs::write(dir.join("sim-policy.toml"), "allow_simulated = true\n").unwrap();
-        let config = dir.join(format!("{name}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "name = \"{name}\"\ndata_dir = \"{name}-data\"\nplatform = \"sim\"\nadmin_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\npeer_policy = \"sim-policy.toml\"\n[admin]\nauthorized_keys = [\"{admin_key}\"]\n"
-            ),
-        )
-        .unwrap();
-        let stderr = dir.join(format!("{name}.stderr"));
-        let mut child = Command::new(TEEMESH)
-            .args(["node", "--config"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!(
-                "{name}: no ready line ({e}): {line:?}; stderr: {}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            )
-        });
-        Self {
-            child,
-            admin: ready["admin"].as_str().unwrap().to_owned(),
-            metrics: ready["metrics"].as_str().unwrap().to_owned(),
-            stderr,
-        }
-    }
-
-    fn metrics(&self) -> String {
-        let mut tcp = std::net::TcpStream::connect(&self.metrics).unwrap();
-        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        tcp.read_to_string(&mut text).unwrap();
-        text
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A module the deployer loaded and whose claims it verified.
@@ -334,10 +266,15 @@ async fn start_forwarder(
                     continue;
                 }
             }
-            if let Some((held_index, held_request)) = held.take() {
-                if let Op::Event { envelope, .. } = held_request.op {
-                    forward.push((held_index, envelope.0));
-                }
+            if let Some((
+                held_index,
+                Request {
+                    op: Op::Event { envelope, .. },
+                    ..
+                },
+            )) = held.take()
+            {
+                forward.push((held_index, envelope.0));
             }
             for (event, bytes) in forward {
                 let response = exchange(
@@ -451,6 +388,21 @@ async fn events_cross_three_nodes_and_every_forwarding_attack_is_detected() {
     let forwarder = start_forwarder(b.admin.clone(), plan.clone(), answers.clone()).await;
     wire(1, &mut admin_a, &source, &mut admin_b, &relay, &forwarder).await;
     wire(2, &mut admin_b, &relay, &mut admin_c, &sink, &c.admin).await;
+
+    // The relay's input is fed by a connection now: an admin cannot inject events there.
+    let injected = admin_b
+        .request(Op::Call {
+            module: "relay".into(),
+            kind: CallKind::Input,
+            port: "in".into(),
+            data: Bytes(b"event-999".to_vec()),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        injected.to_string().contains("is fed by a connection"),
+        "{injected}"
+    );
 
     for n in 0..EVENTS {
         let reply = admin_a

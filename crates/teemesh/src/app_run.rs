@@ -1,0 +1,191 @@
+//! `teemesh app status|call|output`: using a deployed application through its state file. Every
+//! command appraises the nodes again under the policies they were deployed with before it
+//! trusts an answer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use atls::PeerVerifier;
+use attest::{AppraisalPolicy, Endorsements};
+use node::protocol::{Bytes, CallKind, Op, Reply};
+use node::{AdminClient, AdminKey};
+use serde_json::{Value, json};
+
+use crate::admin_cmd::refusal;
+use crate::app_state::{AppState, NodeState};
+use crate::home::teemesh_home;
+use crate::run_cmd::json_or_hex;
+
+/// Which deployment, and how to reach its nodes.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct StateArgs {
+    /// The application (default: the only one deployed from $TEEMESH_HOME).
+    #[arg(long)]
+    app: Option<String>,
+    /// The deployment state file (default $TEEMESH_HOME/apps/<app>.json).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// The admin key (default $TEEMESH_HOME/admin-key.pem).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Endorsements for the nodes' evidence; repeatable.
+    #[arg(long = "endorsements", value_name = "FILE")]
+    endorsements: Vec<PathBuf>,
+}
+
+async fn connect(args: &StateArgs, node: &NodeState) -> Result<AdminClient> {
+    let key_path = args
+        .key
+        .clone()
+        .unwrap_or_else(|| teemesh_home().join("admin-key.pem"));
+    let key = AdminKey::load_or_create(&key_path)?;
+    let policy = AppraisalPolicy::from_toml(&node.policy)
+        .with_context(|| format!("node {}: the state file's policy", node.name))?;
+    let verifier = Arc::new(PeerVerifier::new(
+        policy,
+        Endorsements::load(&args.endorsements)?,
+    ));
+    let client = AdminClient::connect(&node.address, &key, verifier)
+        .await
+        .map_err(|e| refusal(e).context(format!("node {} at {}", node.name, node.address)))?;
+    let measurement = client
+        .attestation
+        .verified
+        .claims()
+        .primary_measurement_hex();
+    if measurement != node.measurement {
+        eprintln!(
+            "WARNING: node {} now proves measurement {measurement}, not the {} it had at deploy time (updated node software?)",
+            node.name, node.measurement
+        );
+    }
+    Ok(client)
+}
+
+/// `teemesh app status`: every module with its calls and its connections' counters.
+pub(crate) fn status(args: &StateArgs) -> Result<()> {
+    crate::async_runtime()?.block_on(async {
+        let (state, path) = AppState::load(args.state.as_deref(), args.app.as_deref())?;
+        let mut modules = Vec::new();
+        for node in &state.nodes {
+            let mut client = connect(args, node).await?;
+            let Reply::Modules(list) = client.request(Op::List).await.map_err(refusal)? else {
+                bail!("node {} did not list its modules", node.name);
+            };
+            for module in state.modules.iter().filter(|m| m.node == node.name) {
+                let Some(info) = list.iter().find(|i| i.name == module.name) else {
+                    modules.push(json!({"name": module.name, "node": node.name, "running": false}));
+                    continue;
+                };
+                if info.measurement != module.measurement {
+                    eprintln!(
+                        "WARNING: module {} on {} now has measurement {}, not the deployed {}",
+                        module.name, node.name, info.measurement, module.measurement
+                    );
+                }
+                modules.push(json!({
+                    "name": module.name,
+                    "node": node.name,
+                    "running": true,
+                    "measurement": info.measurement,
+                    "calls": info.calls,
+                    "failures": info.failures,
+                    "last_error": info.last_error,
+                    "connections": info.connections,
+                }));
+            }
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "app": state.app,
+                "state": path,
+                "simulated": state.simulated,
+                "modules": modules,
+            }))?
+        );
+        Ok(())
+    })
+}
+
+/// `teemesh app call MODULE ENTRY [ARG]`: calls an exposed entry.
+pub(crate) fn call(args: &StateArgs, module: &str, entry: &str, arg: Option<&str>) -> Result<()> {
+    crate::async_runtime()?.block_on(async {
+        let (state, _) = AppState::load(args.state.as_deref(), args.app.as_deref())?;
+        let target = format!("{module}.{entry}");
+        if !state.expose.contains(&target) {
+            bail!(
+                "{target} is not exposed by app {} (exposed: {})",
+                state.app,
+                if state.expose.is_empty() {
+                    "none".to_owned()
+                } else {
+                    state.expose.join(", ")
+                }
+            );
+        }
+        let node = state.node(&state.module(module)?.node)?;
+        let mut client = connect(args, node).await?;
+        let reply = client
+            .request(Op::Call {
+                module: module.to_owned(),
+                kind: CallKind::Entry,
+                port: entry.to_owned(),
+                data: Bytes(arg.unwrap_or("").as_bytes().to_vec()),
+            })
+            .await
+            .map_err(refusal)?;
+        let Reply::Called { data, outputs } = reply else {
+            bail!("the node did not answer the call");
+        };
+        let (value, encoding) = json_or_hex(&data.0);
+        println!(
+            "{}",
+            json!({"result": value, "result_encoding": encoding, "outputs": outputs})
+        );
+        Ok(())
+    })
+}
+
+/// `teemesh app output MODULE [OUTPUT] [--follow]`: the module's output events, one JSON line
+/// each (taken from the node's queue).
+pub(crate) fn output(
+    args: &StateArgs,
+    module: &str,
+    output: Option<&str>,
+    follow: bool,
+) -> Result<()> {
+    crate::async_runtime()?.block_on(async {
+        let (state, _) = AppState::load(args.state.as_deref(), args.app.as_deref())?;
+        let node = state.node(&state.module(module)?.node)?;
+        let mut client = connect(args, node).await?;
+        loop {
+            let reply = client
+                .request(Op::Outputs {
+                    module: module.to_owned(),
+                    max: 1000,
+                })
+                .await
+                .map_err(refusal)?;
+            let Reply::Outputs { events, dropped } = reply else {
+                bail!("the node did not answer");
+            };
+            for event in events
+                .into_iter()
+                .filter(|e| output.is_none_or(|o| e.output == o))
+            {
+                let (data, encoding): (Value, &str) = json_or_hex(&event.data.0);
+                println!(
+                    "{}",
+                    json!({"seq": event.seq, "output": event.output, "data": data, "encoding": encoding, "dropped_before": dropped})
+                );
+            }
+            if !follow {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}

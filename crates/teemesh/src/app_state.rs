@@ -1,0 +1,157 @@
+//! The deployment state file that `teemesh deploy` writes and the `teemesh app` commands read:
+//! where each module runs, what was attested, how the modules are wired. It holds no secret:
+//! connection keys exist in plaintext only in the deployer's memory while it deploys and inside
+//! the attested nodes; not even their wrapped form is kept (a re-key makes new ones).
+//! Default place: `$TEEMESH_HOME/apps/<app>.json`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::home::teemesh_home;
+
+/// What a deployment left behind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AppState {
+    /// The application's name.
+    pub(crate) app: String,
+    /// The descriptor it was deployed from.
+    pub(crate) descriptor: PathBuf,
+    /// Unix seconds.
+    pub(crate) deployed_at: u64,
+    /// True when any node runs on the simulated TEE.
+    pub(crate) simulated: bool,
+    /// The nodes, as appraised at deploy time.
+    pub(crate) nodes: Vec<NodeState>,
+    /// The modules.
+    pub(crate) modules: Vec<ModuleState>,
+    /// The connections.
+    pub(crate) connections: Vec<ConnectionState>,
+    /// Entries users may call (`module.entry`).
+    pub(crate) expose: Vec<String>,
+}
+
+/// A node of the deployment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeState {
+    pub(crate) name: String,
+    pub(crate) address: String,
+    pub(crate) platform: String,
+    /// The appraisal policy it was admitted under (TOML), used again by `teemesh app`.
+    pub(crate) policy: String,
+    /// The platform measurement its evidence proved (hex).
+    pub(crate) measurement: String,
+}
+
+/// A module of the deployment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModuleState {
+    pub(crate) name: String,
+    pub(crate) node: String,
+    /// SHA-256 of its Wasm bytes (hex), as its verified claims state.
+    pub(crate) measurement: String,
+    /// Its channel public key (hex), as its verified claims state.
+    pub(crate) channel_key: String,
+}
+
+/// A connection of the deployment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConnectionState {
+    pub(crate) id: u32,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) protection: String,
+}
+
+/// Where the state of `app` lives by default.
+pub(crate) fn default_path(app: &str) -> PathBuf {
+    teemesh_home().join("apps").join(format!("{app}.json"))
+}
+
+impl AppState {
+    /// Writes the state (0600, atomically).
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let json = serde_json::to_vec_pretty(self)?;
+        let tmp = path.with_extension("json.tmp");
+        {
+            use std::io::Write as _;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            file.write_all(&json)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Reads the state at `path`, or of the one application deployed from this home.
+    pub(crate) fn load(path: Option<&Path>, app: Option<&str>) -> Result<(Self, PathBuf)> {
+        let path = match (path, app) {
+            (Some(path), _) => path.to_owned(),
+            (None, Some(app)) => default_path(app),
+            (None, None) => {
+                let dir = teemesh_home().join("apps");
+                let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+                    .map(|entries| {
+                        entries
+                            .filter_map(|e| e.ok().map(|e| e.path()))
+                            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                match found.len() {
+                    0 => bail!(
+                        "no deployed application in {} (teemesh deploy APP.yaml first, or --state FILE)",
+                        dir.display()
+                    ),
+                    1 => found.remove(0),
+                    _ => bail!(
+                        "several applications are deployed from {}; name one with --app",
+                        dir.display()
+                    ),
+                }
+            }
+        };
+        let text = std::fs::read(&path)
+            .with_context(|| format!("cannot read the deployment state {}", path.display()))?;
+        let state = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not a deployment state file", path.display()))?;
+        Ok((state, path))
+    }
+
+    pub(crate) fn module(&self, name: &str) -> Result<&ModuleState> {
+        self.modules
+            .iter()
+            .find(|m| m.name == name)
+            .with_context(|| {
+                let names: Vec<&str> = self.modules.iter().map(|m| m.name.as_str()).collect();
+                format!(
+                    "app {} has no module {name:?} (modules: {})",
+                    self.app,
+                    names.join(", ")
+                )
+            })
+    }
+
+    pub(crate) fn node(&self, name: &str) -> Result<&NodeState> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .with_context(|| format!("app {} has no node {name:?}", self.app))
+    }
+}

@@ -1,0 +1,459 @@
+//! `teemesh deploy APP.yaml`: the deployer. It appraises every node under the policy the
+//! descriptor gives it, uploads each module and verifies the claims the node signs for it
+//! (measurement against the pinned reference value or the file's own hash, channel key), calls
+//! each module's `configure` entry with its `config`, then wires every connection with a fresh
+//! random key wrapped (HPKE) to the receiving and the sending module's attested channel keys, and
+//! writes a state file that holds no secret. Progress goes to stderr step by step; the summary to
+//! stdout as JSON. If a step fails, the modules it already loaded are unloaded again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+use atls::{PeerVerifier, SignedModuleClaims, verify_module_claims};
+use attest::{Digest256, Endorsements, Measurement256};
+use events::wrap::{ModulePublicKey, WrapContext, wrap_key};
+use events::{ConnectionId, ConnectionKey};
+use mesh::Descriptor;
+use mesh::descriptor::{ModuleCode, ModuleSpec, PortKind, Protection};
+use node::protocol::{
+    Bytes, CallKind, ConnectSpec, ConnectionEnd, EventProtection, ModuleManifest, Op, Reply,
+};
+use node::{AdminClient, AdminKey};
+use serde_json::json;
+
+use crate::admin_cmd::refusal;
+use crate::app_state::{AppState, ConnectionState, ModuleState, NodeState, default_path};
+use crate::atls_cmd::PeerRefused;
+use crate::home::teemesh_home;
+
+/// Arguments of `teemesh deploy`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DeployArgs {
+    /// The application descriptor (YAML).
+    #[arg(value_name = "APP.yaml")]
+    descriptor: PathBuf,
+    /// Where to write the deployment state (default $TEEMESH_HOME/apps/<app>.json).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// The admin key the nodes authorise (default $TEEMESH_HOME/admin-key.pem).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Endorsements for the nodes' evidence (Intel collateral, AMD certificates); repeatable.
+    #[arg(long = "endorsements", value_name = "FILE")]
+    endorsements: Vec<PathBuf>,
+}
+
+const STEPS: usize = 6;
+
+fn step(n: usize, what: &str) {
+    eprintln!("[{n}/{STEPS}] {what}");
+}
+
+pub(crate) fn run(args: &DeployArgs) -> Result<()> {
+    crate::async_runtime()?.block_on(deploy(args))
+}
+
+/// One module ready to upload.
+struct Prepared<'a> {
+    spec: &'a ModuleSpec,
+    wasm: Vec<u8>,
+    measurement: [u8; 32],
+}
+
+/// A module loaded and attested.
+struct Attested {
+    node: usize,
+    measurement: [u8; 32],
+    channel_key: ModulePublicKey,
+}
+
+async fn deploy(args: &DeployArgs) -> Result<()> {
+    let descriptor = Descriptor::load(&args.descriptor)?;
+    let spec = descriptor.spec();
+    let app = spec.app.as_str();
+
+    step(
+        1,
+        &format!("reading the {} modules of {app}", spec.modules.len()),
+    );
+    let mut prepared = Vec::with_capacity(spec.modules.len());
+    for module in &spec.modules {
+        let wasm = match module.code() {
+            Some(ModuleCode::Wasm(path)) => {
+                let path = descriptor.resolve(path);
+                std::fs::read(&path).with_context(|| {
+                    format!("module {}: cannot read {}", module.name, path.display())
+                })?
+            }
+            Some(ModuleCode::Source { dir, .. }) => bail!(
+                "module {}: building from source ({}) is not part of deploy yet; build the component (see scripts/build-examples.sh) and name it with `wasm:`",
+                module.name,
+                dir.display()
+            ),
+            None => bail!("module {}: no code", module.name),
+        };
+        let measurement = Digest256::of(&wasm).0;
+        match module.measurement {
+            Some(pinned) if pinned.0 != measurement => bail!(
+                "module {}: the file has measurement {}, the descriptor pins {}",
+                module.name,
+                hex::encode(measurement),
+                hex::encode(pinned.0)
+            ),
+            None if spec.appraisal.require_reference_values => bail!(
+                "module {}: no reference measurement pinned, and appraisal.require_reference_values is true",
+                module.name
+            ),
+            _ => {}
+        }
+        eprintln!(
+            "      {} ({} bytes, measurement {})",
+            module.name,
+            wasm.len(),
+            hex::encode(measurement)
+        );
+        prepared.push(Prepared {
+            spec: module,
+            wasm,
+            measurement,
+        });
+    }
+
+    step(2, &format!("attesting {} nodes", spec.nodes.len()));
+    let key_path = args
+        .key
+        .clone()
+        .unwrap_or_else(|| teemesh_home().join("admin-key.pem"));
+    let key = AdminKey::load_or_create(&key_path)?;
+    let endorsements = Endorsements::load(&args.endorsements)?;
+    let mut clients = Vec::with_capacity(spec.nodes.len());
+    let mut verifiers = Vec::with_capacity(spec.nodes.len());
+    let mut nodes = Vec::with_capacity(spec.nodes.len());
+    for node in &spec.nodes {
+        let policy = descriptor
+            .node_policy(node.name.as_str())
+            .with_context(|| format!("node {}: no policy", node.name))?
+            .clone();
+        let verifier = Arc::new(PeerVerifier::new(policy.clone(), endorsements.clone()));
+        let address = node.address.to_string();
+        let client = AdminClient::connect(&address, &key, verifier.clone())
+            .await
+            .map_err(|e| refusal(e).context(format!("node {} at {address}", node.name)))?;
+        let claims = client.attestation.verified.claims();
+        let platform = claims.platform_kind().as_str();
+        if platform != node.platform.to_string() {
+            return Err(PeerRefused(format!(
+                "node {} at {address} proved platform {platform}, the descriptor expects {}",
+                node.name, node.platform
+            ))
+            .into());
+        }
+        for warning in client.attestation.verified.warnings() {
+            eprintln!("WARNING: node {}: {warning}", node.name);
+        }
+        let measurement = claims.primary_measurement_hex();
+        eprintln!(
+            "      {} at {address}: affirmed, platform {platform}{}, measurement {}",
+            node.name,
+            if client.hello.simulated {
+                " (SIMULATED: no hardware protection)"
+            } else {
+                ""
+            },
+            short(&measurement)
+        );
+        nodes.push(NodeState {
+            name: node.name.to_string(),
+            address,
+            platform: platform.to_owned(),
+            policy: policy.to_toml(),
+            measurement,
+        });
+        clients.push(client);
+        verifiers.push(verifier);
+    }
+
+    step(
+        3,
+        "loading the modules and verifying the claims their nodes sign",
+    );
+    let mut attested: Vec<Attested> = Vec::with_capacity(prepared.len());
+    let mut loaded: Vec<(usize, String)> = Vec::new();
+    let outcome = async {
+        for module in &prepared {
+            let node = spec
+                .nodes
+                .iter()
+                .position(|n| n.name == module.spec.node)
+                .context("module on an unknown node")?;
+            let client = &mut clients[node];
+            let name = module.spec.name.to_string();
+            let reply = client
+                .request(Op::Load {
+                    name: name.clone(),
+                    wasm: Bytes(module.wasm.clone()),
+                })
+                .await
+                .map_err(|e| refusal(e).context(format!("module {name}: load on {}", nodes[node].name)))?;
+            loaded.push((node, name.clone()));
+            let Reply::Module(info) = reply else {
+                bail!("module {name}: the node did not answer the load");
+            };
+            check_ports(module.spec, &info.manifest)?;
+            let Reply::Claims {
+                signed_claims_json,
+                node_certificate,
+            } = client
+                .request(Op::Claims {
+                    module: name.clone(),
+                })
+                .await
+                .map_err(refusal)?
+            else {
+                bail!("module {name}: the node sent no claims");
+            };
+            let signed: SignedModuleClaims = serde_json::from_str(&signed_claims_json)
+                .with_context(|| format!("module {name}: malformed claims"))?;
+            if node_certificate.0 != client.node_certificate {
+                return Err(PeerRefused(format!(
+                    "module {name}: claims signed under another certificate than the attested session's"
+                ))
+                .into());
+            }
+            let verified = verify_module_claims(&node_certificate.0, &signed, &verifiers[node])
+                .map_err(|e| PeerRefused(format!("module {name}: {e}")))?;
+            verified
+                .require_measurement(&Measurement256(module.measurement))
+                .map_err(|e| PeerRefused(format!("module {name} on {}: {e}", nodes[node].name)))?;
+            let channel_key = signed
+                .claims
+                .channel_key
+                .with_context(|| format!("module {name}: the node named no channel key"))?;
+            eprintln!(
+                "      {name} on {}: measurement verified, channel key {}",
+                nodes[node].name,
+                short(&hex::encode(channel_key.0))
+            );
+            attested.push(Attested {
+                node,
+                measurement: module.measurement,
+                channel_key: ModulePublicKey::from_bytes(channel_key.0),
+            });
+        }
+
+        step(4, "configuring modules");
+        for (module, done) in prepared.iter().zip(&attested) {
+            let Some(config) = &module.spec.config else { continue };
+            let name = module.spec.name.to_string();
+            clients[done.node]
+                .request(Op::Call {
+                    module: name.clone(),
+                    kind: CallKind::Entry,
+                    port: "configure".into(),
+                    data: Bytes(serde_json::to_vec(config)?),
+                })
+                .await
+                .map_err(|e| refusal(e).context(format!("module {name}: configure")))?;
+            eprintln!("      {name}: configured");
+        }
+
+        step(5, &format!("wiring {} connections, each with a fresh key", spec.connections.len()));
+        let mut connections = Vec::new();
+        for (i, connection) in spec.connections.iter().enumerate() {
+            let id = u32::try_from(i + 1).context("too many connections")?;
+            let from = index_of(&prepared, connection.from.module.as_str())?;
+            let to = index_of(&prepared, connection.to.module.as_str())?;
+            let from_kind = prepared[from].spec.port_kind(connection.from.port.as_str());
+            if from_kind != Some(PortKind::Output) {
+                bail!(
+                    "connection {} → {}: only output → input connections are wired by this version (request → handler is not yet)",
+                    connection.from,
+                    connection.to
+                );
+            }
+            let protection = match connection.protection {
+                Protection::Encrypted => EventProtection::Encrypted,
+                Protection::Authenticated => EventProtection::Authenticated,
+            };
+            let connection_key = ConnectionKey::generate()?;
+            let receiver = end_spec(
+                app,
+                id,
+                &prepared[to],
+                &attested[to],
+                connection.to.port.as_str(),
+                ConnectionEnd::Receiver,
+                protection,
+                &connection_key,
+            )?;
+            clients[attested[to].node]
+                .request(Op::Connect(receiver))
+                .await
+                .map_err(|e| refusal(e).context(format!("connection {}", connection.to)))?;
+            let sender = end_spec(
+                app,
+                id,
+                &prepared[from],
+                &attested[from],
+                connection.from.port.as_str(),
+                ConnectionEnd::Sender {
+                    peer_address: nodes[attested[to].node].address.clone(),
+                    peer_module: prepared[to].spec.name.to_string(),
+                },
+                protection,
+                &connection_key,
+            )?;
+            drop(connection_key);
+            clients[attested[from].node]
+                .request(Op::Connect(sender))
+                .await
+                .map_err(|e| refusal(e).context(format!("connection {}", connection.from)))?;
+            let protection = match protection {
+                EventProtection::Encrypted => "encrypted",
+                EventProtection::Authenticated => "authenticated",
+            };
+            eprintln!(
+                "      #{id} {} → {} ({protection})",
+                connection.from, connection.to
+            );
+            connections.push(ConnectionState {
+                id,
+                from: connection.from.to_string(),
+                to: connection.to.to_string(),
+                protection: protection.into(),
+            });
+        }
+        if !spec.periodic.is_empty() {
+            eprintln!(
+                "WARNING: {} periodic event source(s) in the descriptor are not run by this version of the node",
+                spec.periodic.len()
+            );
+        }
+        Ok(connections)
+    }
+    .await;
+
+    let connections = match outcome {
+        Ok(connections) => connections,
+        Err(e) => {
+            // Leave the nodes as they were.
+            for (node, name) in loaded.iter().rev() {
+                let _ = clients[*node]
+                    .request(Op::Unload { name: name.clone() })
+                    .await;
+            }
+            return Err(e);
+        }
+    };
+
+    step(6, "writing the deployment state");
+    let state = AppState {
+        app: app.to_owned(),
+        descriptor: std::fs::canonicalize(&args.descriptor).unwrap_or(args.descriptor.clone()),
+        deployed_at: attest::UnixTime::now().as_secs(),
+        simulated: nodes.iter().any(|n| n.platform == "sim"),
+        modules: prepared
+            .iter()
+            .zip(&attested)
+            .map(|(module, done)| ModuleState {
+                name: module.spec.name.to_string(),
+                node: nodes[done.node].name.clone(),
+                measurement: hex::encode(done.measurement),
+                channel_key: done.channel_key.to_string(),
+            })
+            .collect(),
+        nodes,
+        connections,
+        expose: spec.expose.iter().map(ToString::to_string).collect(),
+    };
+    let path = args.state.clone().unwrap_or_else(|| default_path(app));
+    state.save(&path)?;
+    eprintln!("      {}", path.display());
+    if state.simulated {
+        eprintln!("WARNING: {app} runs on SIMULATED TEE nodes: no hardware protects it");
+    }
+    println!(
+        "{}",
+        json!({
+            "deployed": app,
+            "state": path,
+            "simulated": state.simulated,
+            "nodes": state.nodes.iter().map(|n| json!({"name": n.name, "address": n.address, "platform": n.platform})).collect::<Vec<_>>(),
+            "modules": state.modules.iter().map(|m| json!({"name": m.name, "node": m.node, "measurement": m.measurement})).collect::<Vec<_>>(),
+            "connections": state.connections,
+        })
+    );
+    Ok(())
+}
+
+fn short(hex: &str) -> String {
+    format!("{}…", &hex[..hex.len().min(16)])
+}
+
+fn index_of(prepared: &[Prepared<'_>], module: &str) -> Result<usize> {
+    prepared
+        .iter()
+        .position(|m| m.spec.name.as_str() == module)
+        .with_context(|| format!("no module {module}"))
+}
+
+/// Every port the descriptor declares must be one the module itself declares.
+fn check_ports(spec: &ModuleSpec, manifest: &ModuleManifest) -> Result<()> {
+    for kind in PortKind::ALL {
+        let actual = match kind {
+            PortKind::Input => &manifest.inputs,
+            PortKind::Output => &manifest.outputs,
+            PortKind::Request => &manifest.requests,
+            PortKind::Handler => &manifest.handlers,
+            PortKind::Entry => &manifest.entries,
+        };
+        for port in spec.ports(kind) {
+            if !actual.iter().any(|p| p == port.as_str()) {
+                bail!(
+                    "module {}: the descriptor declares {} {port:?} that the module does not have (its {}: {})",
+                    spec.name,
+                    kind.with_article(),
+                    kind.field(),
+                    actual.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn end_spec(
+    app: &str,
+    id: u32,
+    module: &Prepared<'_>,
+    attested: &Attested,
+    port: &str,
+    end: ConnectionEnd,
+    protection: EventProtection,
+    connection_key: &ConnectionKey,
+) -> Result<ConnectSpec> {
+    let name = module.spec.name.to_string();
+    let wrapped = wrap_key(
+        connection_key,
+        &attested.channel_key,
+        &WrapContext {
+            app,
+            connection: ConnectionId::new(id)?,
+            module: &name,
+            port,
+            measurement: &attested.measurement,
+        },
+    )?;
+    Ok(ConnectSpec {
+        app: app.to_owned(),
+        connection: id,
+        module: name,
+        port: port.to_owned(),
+        end,
+        protection,
+        wrapped_encapsulated: Bytes(wrapped.encapsulated),
+        wrapped_ciphertext: Bytes(wrapped.ciphertext),
+    })
+}

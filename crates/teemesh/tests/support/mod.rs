@@ -1,0 +1,77 @@
+#![allow(dead_code, unreachable_pub)]
+//! Helpers shared by the tests that run several real `teemesh node` processes.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const TEEMESH: &str = env!("CARGO_BIN_EXE_teemesh");
+
+/// A running `teemesh node`; killed when dropped.
+pub struct NodeProcess {
+    child: Child,
+    pub admin: String,
+    pub metrics: String,
+    stderr: PathBuf,
+}
+
+impl NodeProcess {
+    /// Starts node `name` on the simulated TEE in `dir` (config `<name>.toml`, data directory
+    /// `<name>-data`), admitting `admin_key` and simulated peers; waits for its ready line.
+    pub fn start(dir: &Path, name: &str, admin_key: &str) -> Self {
+        std::fs::write(dir.join("sim-policy.toml"), "allow_simulated = true\n").unwrap();
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"{name}\"\ndata_dir = \"{name}-data\"\nplatform = \"sim\"\nadmin_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\npeer_policy = \"sim-policy.toml\"\n[admin]\nauthorized_keys = [\"{admin_key}\"]\n"
+            ),
+        )
+        .unwrap();
+        let stderr = dir.join(format!("{name}.stderr"));
+        let mut child = Command::new(TEEMESH)
+            .args(["node", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            panic!(
+                "{name}: no ready line ({e}): {line:?}; stderr: {}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            )
+        });
+        Self {
+            child,
+            admin: ready["admin"].as_str().unwrap().to_owned(),
+            metrics: ready["metrics"].as_str().unwrap().to_owned(),
+            stderr,
+        }
+    }
+
+    pub fn metrics(&self) -> String {
+        let mut tcp = std::net::TcpStream::connect(&self.metrics).unwrap();
+        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        tcp.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
