@@ -17,6 +17,10 @@ pub const MAX_PAYLOAD_LEN: usize = 1 << 20;
 /// Largest protected event: a payload of at most [`MAX_PAYLOAD_LEN`], a 14-byte header and a
 /// 16-byte tag.
 pub const MAX_ENVELOPE_LEN: usize = MAX_PAYLOAD_LEN + 30;
+/// Shortest and longest period of [`Op::Periodic`] (10 ms, 24 h).
+pub const MIN_PERIOD_MS: u64 = 10;
+/// See [`MIN_PERIOD_MS`].
+pub const MAX_PERIOD_MS: u64 = 24 * 60 * 60 * 1000;
 /// Longest module or port name.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -110,6 +114,27 @@ pub enum Op {
     /// Attaches one end of a connection to a module's port (from the deployer). The connection
     /// key arrives wrapped to the module's channel key, for exactly this context.
     Connect(ConnectSpec),
+    /// Feeds an input of a module with the same event every `every_ms` milliseconds, from a
+    /// timer inside the node, until the module is unloaded.
+    Periodic {
+        /// The module.
+        module: String,
+        /// Its input.
+        input: String,
+        /// The period, 10 ms to 24 h.
+        every_ms: u64,
+        /// The event each tick delivers.
+        payload: Bytes,
+    },
+    /// A request on one of a module's incoming request → handler connections (from a peer
+    /// node): checked like an event, handled, and answered with the handler's response sealed
+    /// in the connection's reverse direction ([`Reply::Answer`]).
+    Ask {
+        /// The module whose handler answers.
+        module: String,
+        /// The protected request (`events::Envelope` bytes).
+        envelope: Bytes,
+    },
     /// An event on one of a module's incoming connections (from a peer node). The node checks
     /// it with the connection's key before the module sees it.
     Event {
@@ -206,7 +231,9 @@ impl Op {
             Self::Outputs { .. } => "outputs",
             Self::Claims { .. } => "claims",
             Self::Connect(_) => "connect",
+            Self::Periodic { .. } => "periodic",
             Self::Event { .. } => "event",
+            Self::Ask { .. } => "ask",
         }
     }
 }
@@ -263,6 +290,13 @@ pub enum Reply {
     },
     /// To [`Op::Connect`].
     Connected,
+    /// To [`Op::Periodic`].
+    Scheduled,
+    /// To [`Op::Ask`]: the handler's response, sealed for the requesting module.
+    Answer {
+        /// The protected response (`events::Envelope` bytes, reverse direction).
+        envelope: Bytes,
+    },
     /// To [`Op::Event`]: the event authenticated and the module took it.
     Delivered {
         /// The event's counter.
@@ -498,7 +532,28 @@ impl Request {
                 }
                 Ok(())
             }
-            Op::Event { module, envelope } => {
+            Op::Periodic {
+                module,
+                input,
+                every_ms,
+                payload,
+            } => {
+                check_module_name(module)?;
+                check_port_name(input)?;
+                if !(MIN_PERIOD_MS..=MAX_PERIOD_MS).contains(every_ms) {
+                    return Err(ProtocolError::Invalid(format!(
+                        "period of {every_ms} ms is outside {MIN_PERIOD_MS} ms to {MAX_PERIOD_MS} ms"
+                    )));
+                }
+                if payload.0.len() > MAX_PAYLOAD_LEN {
+                    return Err(ProtocolError::Invalid(format!(
+                        "payload of {} bytes is larger than the {MAX_PAYLOAD_LEN} allowed",
+                        payload.0.len()
+                    )));
+                }
+                Ok(())
+            }
+            Op::Event { module, envelope } | Op::Ask { module, envelope } => {
                 check_module_name(module)?;
                 if envelope.0.len() > MAX_ENVELOPE_LEN {
                     return Err(ProtocolError::Invalid(format!(
@@ -641,6 +696,16 @@ mod tests {
             Op::Event {
                 module: "valve".into(),
                 envelope: Bytes(vec![1, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0]),
+            },
+            Op::Periodic {
+                module: "sensor".into(),
+                input: "tick".into(),
+                every_ms: 500,
+                payload: Bytes(b"{}".to_vec()),
+            },
+            Op::Ask {
+                module: "filter".into(),
+                envelope: Bytes(vec![1, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0]),
             },
         ];
         ops.into_iter()

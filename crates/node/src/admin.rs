@@ -131,7 +131,10 @@ pub(crate) async fn serve_connection(
                         "the first request of a session must be hello",
                     ))
                 } else if role == Role::EventPeer
-                    && !matches!(request.op, Op::Hello { .. } | Op::Status | Op::Event { .. })
+                    && !matches!(
+                        request.op,
+                        Op::Hello { .. } | Op::Status | Op::Event { .. } | Op::Ask { .. }
+                    )
                 {
                     Err(ErrorReply::new(ErrorKind::Unauthorised, EVENT_PEER_ONLY))
                 } else {
@@ -312,6 +315,23 @@ async fn dispatch(ctx: &AdminContext, op: Op, exporter: &[u8; 32]) -> Result<Rep
             Ok(Reply::Outputs { events, dropped })
         }
         Op::Connect(spec) => ctx.host.connect(&spec).map(|()| Reply::Connected),
+        Op::Periodic {
+            module,
+            input,
+            every_ms,
+            payload,
+        } => ctx
+            .host
+            .schedule(&module, &input, Duration::from_millis(every_ms), payload.0)
+            .map(|()| Reply::Scheduled),
+        Op::Ask { module, envelope } => {
+            ctx.host
+                .answer_request(&module, envelope.0)
+                .await
+                .map(|sealed| Reply::Answer {
+                    envelope: Bytes(sealed),
+                })
+        }
         Op::Event { module, envelope } => ctx
             .host
             .deliver_event(&module, envelope.0)

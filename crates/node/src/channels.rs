@@ -11,12 +11,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use events::wrap::{ModuleKeyPair, WrapContext, WrappedKey};
 use events::{ConnectionId, Direction, EventReceiver, EventSender, Protection, Rejection};
 use node_protocol::{
     ConnectSpec, ConnectionEnd, ConnectionInfo, ErrorKind, ErrorReply, EventProtection,
-    ModuleManifest,
+    ModuleManifest, Reply,
 };
 
 use crate::forward::Forwarder;
@@ -36,6 +37,8 @@ struct OutgoingEnd {
     connection: ConnectionId,
     port: String,
     sender: EventSender,
+    /// For a request → handler connection: opens the handler's responses.
+    responses: Option<EventReceiver>,
     peer_address: String,
     peer_module: String,
     sent: u64,
@@ -46,6 +49,8 @@ struct IncomingEnd {
     app: String,
     port: String,
     receiver: EventReceiver,
+    /// For a request → handler connection: seals the handler's responses.
+    responses: Option<EventSender>,
     delivered: u64,
     missing: u64,
     forged: u64,
@@ -53,8 +58,9 @@ struct IncomingEnd {
     malformed: u64,
 }
 
-/// An incoming event that authenticated: the input port to deliver it on and its payload.
+/// An incoming event or request that authenticated: the port to deliver it on and its payload.
 pub(crate) struct Opened {
+    pub(crate) connection: ConnectionId,
     pub(crate) port: String,
     pub(crate) payload: Vec<u8>,
     pub(crate) counter: u64,
@@ -97,18 +103,24 @@ impl ModuleChannels {
         let bad = |message: String| Err(ErrorReply::new(ErrorKind::BadRequest, message));
         let connection = ConnectionId::new(spec.connection)
             .map_err(|e| ErrorReply::new(ErrorKind::BadRequest, e.to_string()))?;
-        let (ports, what) = match spec.end {
-            ConnectionEnd::Sender { .. } => (&manifest.outputs, "output"),
-            ConnectionEnd::Receiver => (&manifest.inputs, "input"),
+        // The end's port decides the connection's kind: one-way events (output → input) or
+        // request → handler with responses in the reverse direction.
+        let (one_way, two_way, what) = match spec.end {
+            ConnectionEnd::Sender { .. } => {
+                (&manifest.outputs, &manifest.requests, "output or request")
+            }
+            ConnectionEnd::Receiver => (&manifest.inputs, &manifest.handlers, "input or handler"),
         };
-        if !ports.contains(&spec.port) {
+        let request_response = if one_way.contains(&spec.port) {
+            false
+        } else if two_way.contains(&spec.port) {
+            true
+        } else {
             return bad(format!(
-                "module {:?} declares no {what} {:?} (its {what}s: {})",
-                self.module,
-                spec.port,
-                ports.join(", ")
+                "module {:?} declares no {what} {:?}",
+                self.module, spec.port
             ));
-        }
+        };
         let wrapped = WrappedKey {
             encapsulated: spec.wrapped_encapsulated.0.clone(),
             ciphertext: spec.wrapped_ciphertext.0.clone(),
@@ -156,6 +168,9 @@ impl ModuleChannels {
                     connection,
                     port: spec.port.clone(),
                     sender: EventSender::new(&key, connection, Direction::Forward, protection),
+                    responses: request_response.then(|| {
+                        EventReceiver::new(&key, connection, Direction::Reverse, protection)
+                    }),
                     peer_address: peer_address.clone(),
                     peer_module: peer_module.clone(),
                     sent: 0,
@@ -184,6 +199,9 @@ impl ModuleChannels {
                             Direction::Forward,
                             protection,
                         ),
+                        responses: request_response.then(|| {
+                            EventSender::new(&key, connection, Direction::Reverse, protection)
+                        }),
                         delivered: 0,
                         missing: 0,
                         forged: 0,
@@ -210,7 +228,10 @@ impl ModuleChannels {
     /// for an event that is not sent.
     pub(crate) fn emit(&self, output: &str, data: &[u8]) -> Result<(), String> {
         let mut outgoing = lock(&self.outgoing);
-        for end in outgoing.iter_mut().filter(|end| end.port == output) {
+        for end in outgoing
+            .iter_mut()
+            .filter(|end| end.port == output && end.responses.is_none())
+        {
             let Some(slot) = self.forwarder.reserve(&end.peer_address) else {
                 end.refused += 1;
                 return Err(format!(
@@ -225,25 +246,104 @@ impl ModuleChannels {
         Ok(())
     }
 
-    /// Opens an incoming event: `Ok` only for an authentic event newer than every event
-    /// delivered before it on its connection. Rejections are counted and logged.
-    pub(crate) fn open(&self, envelope: &[u8]) -> Result<Opened, ErrorReply> {
-        let header = events::Envelope::parse(envelope).map(|e| e.header);
-        let mut incoming = lock(&self.incoming);
-        let end = match &header {
-            Ok(header) => incoming.get_mut(&header.connection),
-            Err(_) => None,
+    /// Sends `data` on request port `request` and waits (at most `timeout`) for the handler's
+    /// response, which must authenticate in the connection's reverse direction. Runs on the
+    /// requesting module's worker, which it blocks: the module is inside its call.
+    pub(crate) fn ask(
+        &self,
+        request: &str,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, String> {
+        let (answer_tx, answer_rx) = std::sync::mpsc::sync_channel(1);
+        let connection = {
+            let mut outgoing = lock(&self.outgoing);
+            let end = outgoing
+                .iter_mut()
+                .find(|end| end.port == request && end.responses.is_some())
+                .ok_or_else(|| format!("request {request:?} is not connected to a handler"))?;
+            let slot = self.forwarder.reserve(&end.peer_address).ok_or_else(|| {
+                format!(
+                    "the link to {} is backed up; request not sent",
+                    end.peer_address
+                )
+            })?;
+            let envelope = end.sender.seal(data).map_err(|e| e.to_string())?;
+            slot.ask(end.peer_module.clone(), envelope, answer_tx);
+            end.sent += 1;
+            end.connection
         };
-        let Some(end) = end else {
-            let reason = match header {
-                Err(rejection) => rejection.to_string(),
-                Ok(header) => format!(
-                    "no connection {} is attached to module {:?}",
-                    header.connection, self.module
-                ),
-            };
+        let answer = answer_rx.recv_timeout(timeout).map_err(|_| {
+            format!(
+                "no response to request {request:?} within {} s",
+                timeout.as_secs()
+            )
+        })?;
+        let envelope = match answer {
+            Ok(Reply::Answer { envelope }) => envelope.0,
+            Ok(other) => return Err(format!("the peer answered a request with {other:?}")),
+            Err(e) => return Err(format!("request {request:?}: {}", e.message)),
+        };
+        let mut outgoing = lock(&self.outgoing);
+        let end = outgoing
+            .iter_mut()
+            .find(|end| end.connection == connection && end.responses.is_some())
+            .ok_or("the connection went away while waiting")?;
+        let responses = end.responses.as_mut().ok_or("not a request connection")?;
+        match responses.open(&envelope) {
+            Ok(delivered) => Ok(delivered.payload),
+            Err(rejection) => {
+                end.refused += 1;
+                tracing::warn!(module = %self.module, app = %end.app, port = %end.port, kind = rejection.kind(), reason = %rejection, "response rejected");
+                Err(format!("response rejected: {rejection}"))
+            }
+        }
+    }
+
+    /// Seals a handler's `response` to the request that came on `connection`.
+    pub(crate) fn seal_response(
+        &self,
+        connection: ConnectionId,
+        response: &[u8],
+    ) -> Result<Vec<u8>, ErrorReply> {
+        let mut incoming = lock(&self.incoming);
+        let sender = incoming
+            .get_mut(&connection)
+            .and_then(|end| end.responses.as_mut())
+            .ok_or_else(|| {
+                ErrorReply::new(
+                    ErrorKind::Internal,
+                    format!("connection {connection} has no response direction"),
+                )
+            })?;
+        sender
+            .seal(response)
+            .map_err(|e| ErrorReply::new(ErrorKind::Internal, e.to_string()))
+    }
+
+    /// Opens an incoming event (`request` false) or request (`request` true): `Ok` only for an
+    /// authentic one newer than every one delivered before it on its connection, and only on a
+    /// connection of that kind. Rejections are counted and logged.
+    pub(crate) fn open(&self, envelope: &[u8], request: bool) -> Result<Opened, ErrorReply> {
+        let refuse = |reason: String| {
             tracing::warn!(module = %self.module, %reason, "event rejected");
-            return Err(ErrorReply::new(ErrorKind::EventRejected, reason));
+            Err(ErrorReply::new(ErrorKind::EventRejected, reason))
+        };
+        let header = match events::Envelope::parse(envelope) {
+            Ok(parsed) => parsed.header,
+            Err(rejection) => return refuse(rejection.to_string()),
+        };
+        let mut incoming = lock(&self.incoming);
+        let Some(end) = incoming
+            .get_mut(&header.connection)
+            .filter(|end| end.responses.is_some() == request)
+        else {
+            return refuse(format!(
+                "no {} connection {} is attached to module {:?}",
+                if request { "request" } else { "event" },
+                header.connection,
+                self.module
+            ));
         };
         match end.receiver.open(envelope) {
             Ok(delivered) => {
@@ -261,6 +361,7 @@ impl ModuleChannels {
                     );
                 }
                 Ok(Opened {
+                    connection: header.connection,
                     port: end.port.clone(),
                     payload: delivered.payload,
                     counter: delivered.counter,
@@ -292,7 +393,9 @@ impl ModuleChannels {
     /// True when a connection feeds `input`: then only its authentic events may enter there,
     /// never an event an admin injects.
     pub(crate) fn feeds(&self, input: &str) -> bool {
-        lock(&self.incoming).values().any(|end| end.port == input)
+        lock(&self.incoming)
+            .values()
+            .any(|end| end.port == input && end.responses.is_none())
     }
 
     /// Counters of every end, for `list` and `app status`.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atls::{AtlsClient, Peer};
-use node_protocol::{Bytes, Op, PROTOCOL_VERSION, Reply, Request, Response};
+use node_protocol::{Bytes, ErrorKind, ErrorReply, Op, PROTOCOL_VERSION, Reply, Request, Response};
 use tokio::io::{AsyncWriteExt as _, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -28,10 +28,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// One event on its way to a module on a peer node.
+/// Where the answer to a request goes: the requesting module's worker waits on it.
+pub(crate) type AnswerSender = std::sync::mpsc::SyncSender<Result<Reply, ErrorReply>>;
+
+/// One event or request on its way to a module on a peer node.
 pub(crate) struct Outbound {
     module: String,
     envelope: Vec<u8>,
+    /// `Some` for a request: the peer's answer is handed there.
+    answer: Option<AnswerSender>,
 }
 
 /// A reserved place in a link's queue: sealing happens only once it is held.
@@ -39,13 +44,27 @@ pub(crate) struct Slot(mpsc::OwnedPermit<Outbound>);
 
 impl Slot {
     pub(crate) fn send(self, module: String, envelope: Vec<u8>) {
-        self.0.send(Outbound { module, envelope });
+        self.0.send(Outbound {
+            module,
+            envelope,
+            answer: None,
+        });
+    }
+
+    /// Sends a request; the answer (or why there is none) goes to `answer`.
+    pub(crate) fn ask(self, module: String, envelope: Vec<u8>, answer: AnswerSender) {
+        self.0.send(Outbound {
+            module,
+            envelope,
+            answer: Some(answer),
+        });
     }
 }
 
 struct Link {
     queue: mpsc::Sender<Outbound>,
     undelivered: Arc<AtomicU64>,
+    task: tokio::task::AbortHandle,
 }
 
 /// The node's links to its peers.
@@ -80,18 +99,37 @@ impl Forwarder {
             let link = links.entry(address.to_owned()).or_insert_with(|| {
                 let (queue, events) = mpsc::channel(LINK_QUEUE);
                 let undelivered = Arc::new(AtomicU64::new(0));
-                self.runtime.spawn(run_link(
-                    address.to_owned(),
-                    self.node.clone(),
-                    self.client.clone(),
-                    events,
-                    undelivered.clone(),
-                ));
-                Link { queue, undelivered }
+                let task = self
+                    .runtime
+                    .spawn(run_link(
+                        address.to_owned(),
+                        self.node.clone(),
+                        self.client.clone(),
+                        events,
+                        undelivered.clone(),
+                    ))
+                    .abort_handle();
+                Link {
+                    queue,
+                    undelivered,
+                    task,
+                }
             });
             link.queue.clone()
         };
         queue.try_reserve_owned().ok().map(Slot)
+    }
+
+    /// Stops every link (the node is shutting down); events not yet acknowledged by a peer are
+    /// dropped, and the log says how many.
+    pub(crate) fn close(&self) {
+        for (address, link) in self.links().drain() {
+            let waiting = link.queue.max_capacity() - link.queue.capacity();
+            if waiting > 0 {
+                tracing::warn!(node = %self.node, peer = %address, waiting, "node stopping with events still queued for a peer");
+            }
+            link.task.abort();
+        }
     }
 
     /// Events the peer at `address` refused (rejected or unknown module) so far.
@@ -113,6 +151,10 @@ async fn run_link(
     let mut unacknowledged: VecDeque<Outbound> = VecDeque::new();
     let mut backoff = FIRST_BACKOFF;
     loop {
+        if events.is_closed() && events.is_empty() && unacknowledged.is_empty() {
+            // Every module that sent here is gone and nothing is owed to the peer.
+            return;
+        }
         let stream = match connect(&client, &address).await {
             Ok(stream) => stream,
             Err(reason) => {
@@ -158,9 +200,15 @@ async fn run_link(
                 ack = acks.recv() => match ack {
                     Some(response) => {
                         let Some(event) = unacknowledged.pop_front() else { continue };
-                        if let Err(e) = response.outcome {
-                            undelivered.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(node = %node, peer = %address, module = %event.module, reason = %e.message, "peer node refused an event");
+                        match (event.answer, response.outcome) {
+                            (Some(answer), outcome) => {
+                                let _ = answer.try_send(outcome);
+                            }
+                            (None, Err(e)) => {
+                                undelivered.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(node = %node, peer = %address, module = %event.module, reason = %e.message, "peer node refused an event");
+                            }
+                            (None, Ok(_)) => {}
                         }
                     }
                     None => healthy = false,
@@ -168,18 +216,31 @@ async fn run_link(
             }
         }
         reader.abort();
+        // Events are sent again (the receiver's counters make that safe); requests are not,
+        // so a handler never runs twice for one request: their modules get an error now.
+        unacknowledged.retain_mut(|event| match event.answer.take() {
+            Some(answer) => {
+                let _ = answer.try_send(Err(ErrorReply::new(
+                    ErrorKind::Internal,
+                    format!("the link to {address} broke before the answer came"),
+                )));
+                false
+            }
+            None => true,
+        });
         tracing::warn!(node = %node, peer = %address, unacknowledged = unacknowledged.len(), "event link to peer node lost; reconnecting");
     }
 }
 
 fn append_request(batch: &mut Vec<u8>, next_id: &mut u64, event: &Outbound) {
-    let request = Request {
-        id: *next_id,
-        op: Op::Event {
-            module: event.module.clone(),
-            envelope: Bytes(event.envelope.clone()),
-        },
+    let module = event.module.clone();
+    let envelope = Bytes(event.envelope.clone());
+    let op = if event.answer.is_some() {
+        Op::Ask { module, envelope }
+    } else {
+        Op::Event { module, envelope }
     };
+    let request = Request { id: *next_id, op };
     *next_id += 1;
     if let Ok(frame) = node_protocol::encode_frame(&request.encode()) {
         batch.extend_from_slice(&frame);

@@ -16,7 +16,7 @@ use events::wrap::ModuleKeyPair;
 use node_protocol::{
     CallKind, ConnectSpec, ErrorKind, ErrorReply, ModuleInfo, ModuleManifest, OutputEvent,
 };
-use runtime::{EventSink, LoadedModule, Runtime, RuntimeError, Unconnected};
+use runtime::{EventSink, LoadedModule, Runtime, RuntimeError};
 use tokio::sync::oneshot;
 
 use crate::channels::ModuleChannels;
@@ -116,6 +116,23 @@ enum Delivery {
         data: Vec<u8>,
     },
     Event(Vec<u8>),
+    /// A protected request for a handler; the result is the sealed response.
+    Ask(Vec<u8>),
+}
+
+/// How long a module's request waits for the handler's response: well inside the default call
+/// deadline, so the requesting call can still report the failure itself.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a module's requests go: the request → handler connections attached to it.
+struct ModuleRouter {
+    channels: Arc<ModuleChannels>,
+}
+
+impl runtime::RequestRouter for ModuleRouter {
+    fn route(&self, _module: &str, request: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+        self.channels.ask(request, data, REQUEST_TIMEOUT)
+    }
 }
 
 /// One hosted module: what is known about it, and the queue to its worker.
@@ -128,6 +145,8 @@ struct ModuleHandle {
     worker: Mutex<Option<JoinHandle<()>>>,
     outputs: Arc<OutputQueue>,
     channels: Arc<ModuleChannels>,
+    /// Timers feeding inputs (`Op::Periodic`), stopped with the module.
+    periodic: Mutex<Vec<(String, tokio::task::AbortHandle)>>,
     calls: AtomicU64,
     failures: AtomicU64,
     busy: AtomicBool,
@@ -156,6 +175,14 @@ impl ModuleHandle {
     }
 
     fn close(&self) -> Option<JoinHandle<()>> {
+        for (_, timer) in self
+            .periodic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            timer.abort();
+        }
         drop(self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take());
         self.worker.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
@@ -256,6 +283,9 @@ impl ModuleHost {
             channels: channels.clone(),
         });
         let channel_key = channels.public_key();
+        let router = Arc::new(ModuleRouter {
+            channels: channels.clone(),
+        });
         let (jobs, queue) = mpsc::sync_channel::<Job>(CALL_QUEUE);
         let (loaded_tx, loaded_rx) = oneshot::channel::<Result<Loaded, RuntimeError>>();
         let runtime = self.runtime.clone();
@@ -265,13 +295,7 @@ impl ModuleHost {
             .name(format!("module-{name}"))
             .stack_size(WORKER_STACK)
             .spawn(move || {
-                let loaded = runtime.load_attached(
-                    &module_name,
-                    &wasm,
-                    sink,
-                    Arc::new(Unconnected),
-                    channel_key,
-                );
+                let loaded = runtime.load_attached(&module_name, &wasm, sink, router, channel_key);
                 drop(wasm);
                 let mut module = match loaded {
                     Ok(module) => module,
@@ -337,6 +361,7 @@ impl ModuleHost {
             worker: Mutex::new(Some(worker)),
             outputs,
             channels,
+            periodic: Mutex::default(),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             busy: AtomicBool::new(false),
@@ -388,6 +413,75 @@ impl ModuleHost {
         handle.channels.connect(spec, &handle.manifest)
     }
 
+    /// Feeds `input` of module `name` with `payload` every `every`, from a timer task that
+    /// stops when the module is unloaded. An input fed by a connection cannot also be fed by a
+    /// timer (one source per input), and one timer per input. A tick that finds the module's
+    /// queue full is skipped and logged, never queued without bound.
+    pub(crate) fn schedule(
+        self: &Arc<Self>,
+        name: &str,
+        input: &str,
+        every: Duration,
+        payload: Vec<u8>,
+    ) -> Result<(), ErrorReply> {
+        let handle = self.get(name)?;
+        if !handle.manifest.inputs.iter().any(|i| i == input) {
+            return Err(ErrorReply::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "module {name:?} declares no input {input:?} (its inputs: {})",
+                    handle.manifest.inputs.join(", ")
+                ),
+            ));
+        }
+        if handle.channels.feeds(input) {
+            return Err(ErrorReply::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "input {input:?} of module {name:?} is fed by a connection; an input has one source"
+                ),
+            ));
+        }
+        let mut timers = handle.periodic.lock().unwrap_or_else(|e| e.into_inner());
+        if timers.iter().any(|(port, _)| port == input) {
+            return Err(ErrorReply::new(
+                ErrorKind::Exists,
+                format!("input {input:?} of module {name:?} already has a periodic source"),
+            ));
+        }
+        let host = Arc::downgrade(self);
+        let module = name.to_owned();
+        let port = input.to_owned();
+        let timer = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(host) = host.upgrade() else { return };
+                if let Err(e) = host
+                    .run(
+                        &module,
+                        Delivery::Port {
+                            kind: CallKind::Input,
+                            port: port.clone(),
+                            data: payload.clone(),
+                        },
+                    )
+                    .await
+                {
+                    if e.kind == ErrorKind::NotFound {
+                        return;
+                    }
+                    tracing::warn!(module = %module, input = %port, error = %e, "periodic event not delivered");
+                }
+            }
+        });
+        timers.push((input.to_owned(), timer.abort_handle()));
+        tracing::info!(module = %name, %input, every_ms = every.as_millis() as u64, "periodic events scheduled");
+        Ok(())
+    }
+
     /// Opens a protected event for `name` on its worker and, if it is authentic and new, calls
     /// the input its connection is attached to; returns its counter and how many counters
     /// before it never arrived.
@@ -399,6 +493,18 @@ impl ModuleHost {
         self.run(name, Delivery::Event(envelope))
             .await
             .map(|(_, _, event)| event.unwrap_or_default())
+    }
+
+    /// Opens a protected request for `name`'s handler on its worker, runs the handler, and
+    /// returns its response sealed for the requesting module.
+    pub(crate) async fn answer_request(
+        &self,
+        name: &str,
+        envelope: Vec<u8>,
+    ) -> Result<Vec<u8>, ErrorReply> {
+        self.run(name, Delivery::Ask(envelope))
+            .await
+            .map(|(sealed, _, _)| sealed)
     }
 
     /// Every module, by name.
@@ -472,23 +578,32 @@ impl ModuleHost {
         let (reply_tx, reply_rx) = oneshot::channel();
         let worker_handle = handle.clone();
         let metrics = self.metrics.clone();
+        let delivery_kind = match &delivery {
+            Delivery::Port { kind, .. } => *kind,
+            Delivery::Event(_) => CallKind::Input,
+            Delivery::Ask(_) => CallKind::Handler,
+        };
         let job: Job = Box::new(move |module: &mut LoadedModule| {
             let h = worker_handle;
-            let (kind, port, data, event) = match delivery {
-                Delivery::Port { kind, port, data } => (kind, port, data, None),
-                Delivery::Event(envelope) => match h.channels.open(&envelope) {
-                    Ok(opened) => (
-                        CallKind::Input,
-                        opened.port,
-                        opened.payload,
-                        Some((opened.counter, opened.missing)),
-                    ),
-                    Err(rejected) => {
-                        metrics.event_rejected(&h.name);
-                        let _ = reply_tx.send(Err(rejected));
-                        return;
+            let (kind, port, data, event, answer_on) = match delivery {
+                Delivery::Port { kind, port, data } => (kind, port, data, None, None),
+                Delivery::Event(envelope) | Delivery::Ask(envelope) => {
+                    let ask = matches!(delivery_kind, CallKind::Handler);
+                    match h.channels.open(&envelope, ask) {
+                        Ok(opened) => (
+                            delivery_kind,
+                            opened.port,
+                            opened.payload,
+                            Some((opened.counter, opened.missing)),
+                            ask.then_some(opened.connection),
+                        ),
+                        Err(rejected) => {
+                            metrics.event_rejected(&h.name);
+                            let _ = reply_tx.send(Err(rejected));
+                            return;
+                        }
                     }
-                },
+                }
             };
             h.busy.store(true, Ordering::Relaxed);
             let before = h.outputs.emitted();
@@ -503,6 +618,19 @@ impl ModuleHost {
             h.calls.fetch_add(1, Ordering::Relaxed);
             metrics.call(&h.name, kind.as_str(), outcome_label(&result), took);
             metrics.set_dropped_outputs(&h.name, h.outputs.counts().1);
+            // A handler's response to a protected request leaves sealed for the requester.
+            let result = match (result, answer_on) {
+                (Ok(bytes), Some(connection)) => match h.channels.seal_response(connection, &bytes)
+                {
+                    Ok(sealed) => Ok(sealed),
+                    Err(e) => {
+                        let _ = reply_tx.send(Err(e));
+                        h.busy.store(false, Ordering::Relaxed);
+                        return;
+                    }
+                },
+                (result, _) => result,
+            };
             let reply = match result {
                 Ok(bytes) => Ok((bytes, emitted, event)),
                 Err(e) => {
@@ -574,8 +702,14 @@ impl ModuleHost {
         Ok(self.get(name)?.claims_json.clone())
     }
 
-    /// Closes every module's queue and waits (at most `grace`) for running calls to finish.
+    /// Closes every module's queue and waits (at most `grace`) for running calls to finish,
+    /// then stops the links to peer nodes.
     pub(crate) async fn shutdown(&self, grace: Duration) {
+        self.stop_workers(grace).await;
+        self.forwarder.close();
+    }
+
+    async fn stop_workers(&self, grace: Duration) {
         let workers: Vec<JoinHandle<()>> = {
             let registry = self.registry();
             registry

@@ -24,7 +24,7 @@ fn load_measures_and_describes() {
     let manifest = module.manifest();
     assert_eq!(manifest.inputs, ["in"]);
     assert_eq!(manifest.outputs, ["out"]);
-    assert_eq!(manifest.requests, ["ask"]);
+    assert_eq!(manifest.requests, ["query"]);
     assert_eq!(manifest.handlers, ["answer"]);
     assert_eq!(manifest.entries, guest::ENTRIES);
 }
@@ -125,7 +125,7 @@ struct ToHandler(Mutex<LoadedModule>);
 
 impl RequestRouter for ToHandler {
     fn route(&self, _module: &str, request: &str, data: &[u8]) -> Result<Vec<u8>, String> {
-        assert_eq!(request, "ask");
+        assert_eq!(request, "query");
         let mut target = self.0.lock().unwrap();
         target
             .handle_request("answer", data)

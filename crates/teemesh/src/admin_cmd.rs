@@ -248,6 +248,8 @@ async fn session(args: AdminArgs, addr: &str, key: &AdminKey) -> Result<()> {
         }
         Reply::Hello { .. } => json!({"hello": true}),
         Reply::Connected => json!({"connected": true}),
+        Reply::Scheduled => json!({"scheduled": true}),
+        Reply::Answer { envelope } => json!({"answer_bytes": envelope.0.len()}),
         Reply::Delivered { counter, missing } => json!({"delivered": counter, "missing": missing}),
     };
     println!("{out}");

@@ -48,6 +48,17 @@ pub(crate) enum AppCommand {
         #[arg(long)]
         follow: bool,
     },
+    /// Stop the application: unload its modules (their sealed state stays on the nodes) and
+    /// mark the state file disabled.
+    Disable {
+        #[command(flatten)]
+        state: crate::app_run::StateArgs,
+    },
+    /// Stop the application and forget it (the state file is removed), ready for a new deploy.
+    Reset {
+        #[command(flatten)]
+        state: crate::app_run::StateArgs,
+    },
 }
 
 pub(crate) fn run(cmd: AppCommand) -> Result<()> {
@@ -66,6 +77,8 @@ pub(crate) fn run(cmd: AppCommand) -> Result<()> {
             output,
             follow,
         } => crate::app_run::output(&state, &module, output.as_deref(), follow),
+        AppCommand::Disable { state } => crate::app_run::stop(&state, false),
+        AppCommand::Reset { state } => crate::app_run::stop(&state, true),
     }
 }
 

@@ -103,6 +103,7 @@ pub(crate) fn status(args: &StateArgs) -> Result<()> {
                 "app": state.app,
                 "state": path,
                 "simulated": state.simulated,
+                "disabled": state.disabled,
                 "modules": modules,
             }))?
         );
@@ -114,6 +115,7 @@ pub(crate) fn status(args: &StateArgs) -> Result<()> {
 pub(crate) fn call(args: &StateArgs, module: &str, entry: &str, arg: Option<&str>) -> Result<()> {
     crate::async_runtime()?.block_on(async {
         let (state, _) = AppState::load(args.state.as_deref(), args.app.as_deref())?;
+        state.require_enabled()?;
         let target = format!("{module}.{entry}");
         if !state.expose.contains(&target) {
             bail!(
@@ -159,6 +161,7 @@ pub(crate) fn output(
 ) -> Result<()> {
     crate::async_runtime()?.block_on(async {
         let (state, _) = AppState::load(args.state.as_deref(), args.app.as_deref())?;
+        state.require_enabled()?;
         let node = state.node(&state.module(module)?.node)?;
         let mut client = connect(args, node).await?;
         loop {
@@ -187,5 +190,59 @@ pub(crate) fn output(
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    })
+}
+
+/// `teemesh app disable` (unload every module; their sealed state stays on the nodes, bound to
+/// their measurements; the state file stays, marked disabled) and `teemesh app reset` (the same,
+/// then the state file is removed so the application can be deployed afresh). Either way the
+/// connection keys are gone: they lived only in the unloaded modules' channels.
+pub(crate) fn stop(args: &StateArgs, remove_state: bool) -> Result<()> {
+    crate::async_runtime()?.block_on(async {
+        let (mut state, path) = AppState::load(args.state.as_deref(), args.app.as_deref())?;
+        let mut unloaded = Vec::new();
+        for node in &state.nodes {
+            let modules: Vec<&str> = state
+                .modules
+                .iter()
+                .filter(|m| m.node == node.name)
+                .map(|m| m.name.as_str())
+                .collect();
+            if modules.is_empty() {
+                continue;
+            }
+            let mut client = connect(args, node).await?;
+            for module in modules {
+                match client
+                    .request(Op::Unload {
+                        name: module.to_owned(),
+                    })
+                    .await
+                {
+                    Ok(_) => {
+                        eprintln!("      {module} on {}: stopped", node.name);
+                        unloaded.push(module.to_owned());
+                    }
+                    Err(node::NodeError::Remote(e))
+                        if e.kind == node::protocol::ErrorKind::NotFound =>
+                    {
+                        eprintln!("      {module} on {}: not loaded", node.name);
+                    }
+                    Err(e) => return Err(refusal(e).context(format!("module {module}"))),
+                }
+            }
+        }
+        if remove_state {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        } else {
+            state.disabled = true;
+            state.save(&path)?;
+        }
+        println!(
+            "{}",
+            json!({"app": state.app, "stopped": unloaded, "state": if remove_state { Value::Null } else { json!(path) }})
+        );
+        Ok(())
     })
 }

@@ -31,6 +31,9 @@ pub(crate) struct AppState {
     pub(crate) connections: Vec<ConnectionState>,
     /// Entries users may call (`module.entry`).
     pub(crate) expose: Vec<String>,
+    /// Set by `teemesh app disable`: the modules were unloaded.
+    #[serde(default)]
+    pub(crate) disabled: bool,
 }
 
 /// A node of the deployment.
@@ -132,6 +135,17 @@ impl AppState {
         let state = serde_json::from_slice(&text)
             .with_context(|| format!("{} is not a deployment state file", path.display()))?;
         Ok((state, path))
+    }
+
+    /// Refuses a disabled application.
+    pub(crate) fn require_enabled(&self) -> Result<()> {
+        if self.disabled {
+            bail!(
+                "app {} is disabled (teemesh app disable); deploy it again after teemesh app reset",
+                self.app
+            );
+        }
+        Ok(())
     }
 
     pub(crate) fn module(&self, name: &str) -> Result<&ModuleState> {

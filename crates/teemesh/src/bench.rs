@@ -22,6 +22,8 @@ pub(crate) enum BenchCommand {
     Atls(crate::bench_atls::AtlsBenchArgs),
     /// Wasm compute kernels vs the same code native; handler call rate; instantiation time.
     Runtime(crate::bench_runtime::RuntimeBenchArgs),
+    /// Events between modules on two nodes vs the same framing over plain TCP.
+    Events(crate::bench_events::EventsBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +38,7 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Attest(args) => attest_bench(&args),
         BenchCommand::Atls(args) => crate::bench_atls::run(&args),
         BenchCommand::Runtime(args) => crate::bench_runtime::run(&args),
+        BenchCommand::Events(args) => crate::bench_events::run(&args),
     }
 }
 

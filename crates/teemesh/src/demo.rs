@@ -72,7 +72,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let now = UnixTime::now();
 
     println!(
-        "[1/6] Starting {} simulated nodes in this process",
+        "[1/7] Starting {} simulated nodes in this process",
         args.nodes
     );
     println!(
@@ -111,7 +111,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     }
     println!("{}\n", started.render());
 
-    println!("[2/6] Appraising each node's evidence under the mesh policy");
+    println!("[2/7] Appraising each node's evidence under the mesh policy");
     println!(
         "  policy: allow_simulated = true, sim.measurement = {}, report_data = SHA-512(fresh nonce ‖ node name)",
         short(&measurement.to_hex(), 16)
@@ -173,7 +173,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     println!("{}\n", decisions.render());
 
     println!(
-        "[3/6] A relying party checks node-a through a signed attestation result (no evidence re-appraised)"
+        "[3/7] A relying party checks node-a through a signed attestation result (no evidence re-appraised)"
     );
     let Some(verified) = first_affirmed else {
         bail!("no node was affirmed");
@@ -200,7 +200,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     println!();
 
     println!(
-        "[4/6] Real vendor evidence bundled with teemesh, appraised at each fixture's fixed time"
+        "[4/7] Real vendor evidence bundled with teemesh, appraised at each fixture's fixed time"
     );
     let mut real = Table::new(&[
         "evidence",
@@ -254,14 +254,19 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     println!("{}\n", real.render());
 
     println!(
-        "[5/6] The nodes connect over mutually attested TLS: both ends prove themselves in the handshake"
+        "[5/7] The nodes connect over mutually attested TLS: both ends prove themselves in the handshake"
     );
     surprises.extend(crate::demo_atls::run(measurement)?);
 
     println!(
-        "[6/6] A node daemon hosts the Rust sensor filter: uploaded, called and its claims verified over the admin API"
+        "[6/7] A node daemon hosts the Rust sensor filter: uploaded, called and its claims verified over the admin API"
     );
     surprises.extend(crate::demo_node::run(measurement)?);
+
+    println!(
+        "[7/7] An application across three nodes: sensor → filter → actuator, events sealed end to end"
+    );
+    surprises.extend(crate::demo_app::run(measurement)?);
 
     if !surprises.is_empty() {
         bail!(
@@ -283,10 +288,14 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
         "modified binary and a copied certificate were refused; a node hosted the sensor filter behind its"
     );
     println!(
-        "attested admin API and signed its module claims. Next: `teemesh attest verify --help`,"
+        "attested admin API and signed its module claims; three nodes ran a sensor → filter → actuator"
     );
     println!(
-        "`teemesh atls serve --platform sim`, `teemesh attest peer ADDR` and `teemesh node --config FILE`."
+        "application over sealed event channels, and the actuator refused an injected alert. Next:"
     );
+    println!(
+        "`teemesh attest verify --help`, `teemesh atls serve --platform sim`, `teemesh node --config FILE`"
+    );
+    println!("and `teemesh deploy APP.yaml`.");
     Ok(())
 }

@@ -10,15 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
-use atls::{PeerVerifier, SignedModuleClaims, verify_module_claims};
-use attest::{Digest256, Endorsements, Measurement256};
-use events::wrap::{ModulePublicKey, WrapContext, wrap_key};
-use events::{ConnectionId, ConnectionKey};
+use atls::PeerVerifier;
+use attest::{Digest256, Endorsements};
 use mesh::Descriptor;
 use mesh::descriptor::{ModuleCode, ModuleSpec, PortKind, Protection};
-use node::protocol::{
-    Bytes, CallKind, ConnectSpec, ConnectionEnd, EventProtection, ModuleManifest, Op, Reply,
-};
+use node::protocol::{Bytes, CallKind, EventProtection, ModuleManifest, Op};
 use node::{AdminClient, AdminKey};
 use serde_json::json;
 
@@ -26,6 +22,7 @@ use crate::admin_cmd::refusal;
 use crate::app_state::{AppState, ConnectionState, ModuleState, NodeState, default_path};
 use crate::atls_cmd::PeerRefused;
 use crate::home::teemesh_home;
+use crate::wire::{AttestedModule, Endpoint, connection_specs, load_attested};
 
 /// Arguments of `teemesh deploy`.
 #[derive(Debug, clap::Args)]
@@ -58,14 +55,12 @@ pub(crate) fn run(args: &DeployArgs) -> Result<()> {
 struct Prepared<'a> {
     spec: &'a ModuleSpec,
     wasm: Vec<u8>,
-    measurement: [u8; 32],
 }
 
-/// A module loaded and attested.
+/// A module loaded and attested, and the node it is on.
 struct Attested {
     node: usize,
-    measurement: [u8; 32],
-    channel_key: ModulePublicKey,
+    module: AttestedModule,
 }
 
 async fn deploy(args: &DeployArgs) -> Result<()> {
@@ -113,11 +108,7 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
             wasm.len(),
             hex::encode(measurement)
         );
-        prepared.push(Prepared {
-            spec: module,
-            wasm,
-            measurement,
-        });
+        prepared.push(Prepared { spec: module, wasm });
     }
 
     step(2, &format!("attesting {} nodes", spec.nodes.len()));
@@ -187,64 +178,25 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
                 .iter()
                 .position(|n| n.name == module.spec.node)
                 .context("module on an unknown node")?;
-            let client = &mut clients[node];
             let name = module.spec.name.to_string();
-            let reply = client
-                .request(Op::Load {
-                    name: name.clone(),
-                    wasm: Bytes(module.wasm.clone()),
-                })
+            let done = load_attested(&mut clients[node], &verifiers[node], &name, &module.wasm)
                 .await
-                .map_err(|e| refusal(e).context(format!("module {name}: load on {}", nodes[node].name)))?;
+                .with_context(|| format!("on node {}", nodes[node].name))?;
             loaded.push((node, name.clone()));
-            let Reply::Module(info) = reply else {
-                bail!("module {name}: the node did not answer the load");
-            };
-            check_ports(module.spec, &info.manifest)?;
-            let Reply::Claims {
-                signed_claims_json,
-                node_certificate,
-            } = client
-                .request(Op::Claims {
-                    module: name.clone(),
-                })
-                .await
-                .map_err(refusal)?
-            else {
-                bail!("module {name}: the node sent no claims");
-            };
-            let signed: SignedModuleClaims = serde_json::from_str(&signed_claims_json)
-                .with_context(|| format!("module {name}: malformed claims"))?;
-            if node_certificate.0 != client.node_certificate {
-                return Err(PeerRefused(format!(
-                    "module {name}: claims signed under another certificate than the attested session's"
-                ))
-                .into());
-            }
-            let verified = verify_module_claims(&node_certificate.0, &signed, &verifiers[node])
-                .map_err(|e| PeerRefused(format!("module {name}: {e}")))?;
-            verified
-                .require_measurement(&Measurement256(module.measurement))
-                .map_err(|e| PeerRefused(format!("module {name} on {}: {e}", nodes[node].name)))?;
-            let channel_key = signed
-                .claims
-                .channel_key
-                .with_context(|| format!("module {name}: the node named no channel key"))?;
+            check_ports(module.spec, &done.manifest)?;
             eprintln!(
                 "      {name} on {}: measurement verified, channel key {}",
                 nodes[node].name,
-                short(&hex::encode(channel_key.0))
+                short(&done.channel_key.to_string())
             );
-            attested.push(Attested {
-                node,
-                measurement: module.measurement,
-                channel_key: ModulePublicKey::from_bytes(channel_key.0),
-            });
+            attested.push(Attested { node, module: done });
         }
 
         step(4, "configuring modules");
         for (module, done) in prepared.iter().zip(&attested) {
-            let Some(config) = &module.spec.config else { continue };
+            let Some(config) = &module.spec.config else {
+                continue;
+            };
             let name = module.spec.name.to_string();
             clients[done.node]
                 .request(Op::Call {
@@ -258,53 +210,41 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
             eprintln!("      {name}: configured");
         }
 
-        step(5, &format!("wiring {} connections, each with a fresh key", spec.connections.len()));
+        step(
+            5,
+            &format!(
+                "wiring {} connections, each with a fresh key, and {} periodic sources",
+                spec.connections.len(),
+                spec.periodic.len()
+            ),
+        );
         let mut connections = Vec::new();
         for (i, connection) in spec.connections.iter().enumerate() {
             let id = u32::try_from(i + 1).context("too many connections")?;
             let from = index_of(&prepared, connection.from.module.as_str())?;
             let to = index_of(&prepared, connection.to.module.as_str())?;
-            let from_kind = prepared[from].spec.port_kind(connection.from.port.as_str());
-            if from_kind != Some(PortKind::Output) {
-                bail!(
-                    "connection {} → {}: only output → input connections are wired by this version (request → handler is not yet)",
-                    connection.from,
-                    connection.to
-                );
-            }
             let protection = match connection.protection {
                 Protection::Encrypted => EventProtection::Encrypted,
                 Protection::Authenticated => EventProtection::Authenticated,
             };
-            let connection_key = ConnectionKey::generate()?;
-            let receiver = end_spec(
+            let (receiver, sender) = connection_specs(
                 app,
                 id,
-                &prepared[to],
-                &attested[to],
-                connection.to.port.as_str(),
-                ConnectionEnd::Receiver,
                 protection,
-                &connection_key,
+                &Endpoint {
+                    module: &attested[from].module,
+                    port: connection.from.port.as_str(),
+                },
+                &Endpoint {
+                    module: &attested[to].module,
+                    port: connection.to.port.as_str(),
+                },
+                &nodes[attested[to].node].address,
             )?;
             clients[attested[to].node]
                 .request(Op::Connect(receiver))
                 .await
                 .map_err(|e| refusal(e).context(format!("connection {}", connection.to)))?;
-            let sender = end_spec(
-                app,
-                id,
-                &prepared[from],
-                &attested[from],
-                connection.from.port.as_str(),
-                ConnectionEnd::Sender {
-                    peer_address: nodes[attested[to].node].address.clone(),
-                    peer_module: prepared[to].spec.name.to_string(),
-                },
-                protection,
-                &connection_key,
-            )?;
-            drop(connection_key);
             clients[attested[from].node]
                 .request(Op::Connect(sender))
                 .await
@@ -324,10 +264,22 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
                 protection: protection.into(),
             });
         }
-        if !spec.periodic.is_empty() {
+        for periodic in &spec.periodic {
+            let module = index_of(&prepared, periodic.to.module.as_str())?;
+            clients[attested[module].node]
+                .request(Op::Periodic {
+                    module: periodic.to.module.to_string(),
+                    input: periodic.to.port.to_string(),
+                    every_ms: u64::try_from(periodic.every.period().as_millis())
+                        .context("period too long")?,
+                    payload: Bytes(periodic.payload_bytes()),
+                })
+                .await
+                .map_err(|e| refusal(e).context(format!("periodic events to {}", periodic.to)))?;
             eprintln!(
-                "WARNING: {} periodic event source(s) in the descriptor are not run by this version of the node",
-                spec.periodic.len()
+                "      every {:?}: an event to {} (a timer in its node)",
+                periodic.every.period(),
+                periodic.to
             );
         }
         Ok(connections)
@@ -359,13 +311,14 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
             .map(|(module, done)| ModuleState {
                 name: module.spec.name.to_string(),
                 node: nodes[done.node].name.clone(),
-                measurement: hex::encode(done.measurement),
-                channel_key: done.channel_key.to_string(),
+                measurement: hex::encode(done.module.measurement),
+                channel_key: done.module.channel_key.to_string(),
             })
             .collect(),
         nodes,
         connections,
         expose: spec.expose.iter().map(ToString::to_string).collect(),
+        disabled: false,
     };
     let path = args.state.clone().unwrap_or_else(|| default_path(app));
     state.save(&path)?;
@@ -421,39 +374,4 @@ fn check_ports(spec: &ModuleSpec, manifest: &ModuleManifest) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn end_spec(
-    app: &str,
-    id: u32,
-    module: &Prepared<'_>,
-    attested: &Attested,
-    port: &str,
-    end: ConnectionEnd,
-    protection: EventProtection,
-    connection_key: &ConnectionKey,
-) -> Result<ConnectSpec> {
-    let name = module.spec.name.to_string();
-    let wrapped = wrap_key(
-        connection_key,
-        &attested.channel_key,
-        &WrapContext {
-            app,
-            connection: ConnectionId::new(id)?,
-            module: &name,
-            port,
-            measurement: &attested.measurement,
-        },
-    )?;
-    Ok(ConnectSpec {
-        app: app.to_owned(),
-        connection: id,
-        module: name,
-        port: port.to_owned(),
-        end,
-        protection,
-        wrapped_encapsulated: Bytes(wrapped.encapsulated),
-        wrapped_ciphertext: Bytes(wrapped.ciphertext),
-    })
 }

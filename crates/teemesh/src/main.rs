@@ -13,8 +13,10 @@ mod atls_cmd;
 mod attest_cmd;
 mod bench;
 mod bench_atls;
+mod bench_events;
 mod bench_runtime;
 mod demo;
+mod demo_app;
 mod demo_atls;
 mod demo_node;
 mod deploy;
@@ -23,6 +25,7 @@ mod home;
 mod node_cmd;
 mod run_cmd;
 mod table;
+mod wire;
 
 use std::process::ExitCode;
 

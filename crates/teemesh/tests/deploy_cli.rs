@@ -46,13 +46,14 @@ nodes:
   - {{name: node-b, address: "{b}", platform: sim, policy: {node_policy}}}
   - {{name: node-c, address: "{c}", platform: sim, policy: {node_policy}}}
 modules:
-  - {{name: source, wasm: guest.wasm, measurement: "{measurement}", node: node-a, outputs: [out], entries: [emit]}}
-  - {{name: relay, wasm: guest.wasm, measurement: "{measurement}", node: node-b, inputs: [in], outputs: [out]}}
+  - {{name: source, wasm: guest.wasm, measurement: "{measurement}", node: node-a, inputs: [in], outputs: [out], requests: [query], entries: [emit, ask]}}
+  - {{name: relay, wasm: guest.wasm, measurement: "{measurement}", node: node-b, inputs: [in], outputs: [out], handlers: [answer]}}
   - {{name: sink, wasm: guest.wasm, measurement: "{measurement}", node: node-c, inputs: [in]}}
 connections:
   - {{from: source.out, to: relay.in}}
   - {{from: relay.out, to: sink.in, protection: authenticated}}
-expose: [source.emit]
+  - {{from: source.query, to: relay.answer}}
+expose: [source.emit, source.ask]
 "#,
         a = nodes[0].admin,
         b = nodes[1].admin,
@@ -213,6 +214,18 @@ fn deploy_wires_three_nodes_and_the_state_file_holds_no_secret() {
     }
     assert_eq!(received, (0..5).collect::<Vec<u64>>());
 
+    // A request from node A's module answered by node B's handler, both ways sealed.
+    let asked: Value = serde_json::from_str(&ok(&teemesh(
+        &home,
+        &["app", "call", "source", "ask", "ping"],
+    )))
+    .unwrap();
+    assert_eq!(asked["result_encoding"], "hex", "{asked}");
+    assert_eq!(
+        hex::decode(asked["result"].as_str().unwrap()).unwrap(),
+        b"answer:ping"
+    );
+
     let status: Value = serde_json::from_str(&ok(&teemesh(&home, &["app", "status"]))).unwrap();
     let sink = status["modules"]
         .as_array()
@@ -225,14 +238,60 @@ fn deploy_wires_three_nodes_and_the_state_file_holds_no_secret() {
     assert_eq!(incoming["events"], 5);
     assert_eq!(incoming["forged"], 0);
     assert_eq!(incoming["missing"], 0);
-    // The nodes' logs, like the state file, hold no long hex value but public ones.
+    // Disable stops every module and keeps the state file; reset forgets the application, and
+    // it can be deployed again (with new keys for new module instances).
+    let disabled: Value = serde_json::from_str(&ok(&teemesh(&home, &["app", "disable"]))).unwrap();
+    assert_eq!(
+        disabled["stopped"].as_array().unwrap().len(),
+        3,
+        "{disabled}"
+    );
+    let out = teemesh(&home, &["app", "call", "source", "emit", "{}"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is disabled"));
+    ok(&teemesh(&home, &["app", "reset"]));
+    assert!(!state_path.exists());
+    // This time a timer in node A also feeds the source's unconnected input every 50 ms.
+    let with_timer = dir.path().join("app-timer.yaml");
+    std::fs::write(
+        &with_timer,
+        descriptor(&[&a, &b, &c], &measurement, &pinned)
+            + "periodic:\n  - {to: source.in, every: 50ms, payload: {tick: true}}\n",
+    )
+    .unwrap();
+    ok(&teemesh(&home, &["deploy", with_timer.to_str().unwrap()]));
+    ok(&teemesh(
+        &home,
+        &["app", "call", "source", "emit", r#"{"reading":7}"#],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut readings, mut ticks) = (Vec::new(), 0);
+    while (readings.is_empty() || ticks < 3) && Instant::now() < deadline {
+        for line in ok(&teemesh(&home, &["app", "output", "sink"])).lines() {
+            let event: Value = serde_json::from_str(line).unwrap();
+            if event["data"]["tick"] == true {
+                ticks += 1;
+            } else {
+                readings.push(event["data"]["reading"].as_u64().unwrap());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(readings, [7]);
+    assert!(ticks >= 3, "{ticks} periodic events arrived");
+
+    // The nodes' logs, like the state file, hold no long hex value but public ones (and the
+    // admin key's hash, which names the operator in every request's log line).
+    public.push(key.trim_start_matches("sha256:").to_owned());
     for node in [&a, &b, &c] {
         let log = node.log();
-        for token in log.split(|c: char| !c.is_ascii_hexdigit()) {
-            assert!(
-                token.len() < 32 || public.iter().any(|p| p == token),
-                "unknown hex value in a node log: {token}"
-            );
+        for line in log.lines() {
+            for token in line.split(|c: char| !c.is_ascii_hexdigit()) {
+                assert!(
+                    token.len() < 32 || public.iter().any(|p| p == token),
+                    "unknown hex value in a node log: {token} in {line}"
+                );
+            }
         }
     }
 }

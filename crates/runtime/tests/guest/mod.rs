@@ -10,7 +10,7 @@
 //! `now` → 8 bytes LE nanoseconds · `random` [u32 LE length] → that many random bytes ·
 //! `state-set` [key=value] · `state-get` [key, or key=…] → value or Err("absent") · `state-delete` [key] ·
 //! `claims` → "name|measurement|platform|simulated" · `emit` [data] on output `out` ·
-//! `emit-undeclared` on output `nope` · `ask` [data] → response of request port `ask` ·
+//! `emit-undeclared` on output `nope` · `ask` [data] → response of request port `query` ·
 //! `env` (with [`Options::wasi`]) → u32 LE count of WASI environment variables.
 //! Input `in` re-emits its data on output `out`; handler `answer` responds `answer:` ‖ data.
 #![allow(dead_code, unreachable_pub)]
@@ -143,7 +143,7 @@ pub fn wat(options: &Options) -> String {
     let lists = [
         data.list(&one("in")),
         data.list(&one("out")),
-        data.list(&one("ask")),
+        data.list(&one("query")),
         data.list(&one("answer")),
         data.list(&entries),
     ];
@@ -178,6 +178,9 @@ pub fn wat(options: &Options) -> String {
         e(&mut data, "ask"),
         e(&mut data, "env"),
     );
+    // The request port has a name of its own: a descriptor names ports by module.port, so a
+    // port name is unique within a module across kinds.
+    let request_query = e(&mut data, "query");
     let (input_in, output_out, output_nope, handler_answer) = (
         e(&mut data, "in"),
         e(&mut data, "out"),
@@ -509,7 +512,7 @@ pub fn wat(options: &Options) -> String {
         msg_unknown = lit_args(msg_unknown),
         out = lit_args(output_out),
         nope = lit_args(output_nope),
-        ask = lit_args(ask),
+        ask = lit_args(request_query),
         bar = lit_args(bar),
         prefix_answer = lit_args(prefix_answer),
         prefix_len = prefix_answer.1,

@@ -1,0 +1,149 @@
+//! What the deployer, the demo and `bench events` share: uploading a module and verifying the
+//! claims its node signs for it, and the two ends of a connection with a fresh key wrapped to
+//! each module's attested channel key.
+
+use anyhow::{Context as _, Result, bail};
+use atls::{PeerVerifier, SignedModuleClaims, verify_module_claims};
+use attest::{Digest256, Measurement256};
+use events::wrap::{ModulePublicKey, WrapContext, wrap_key};
+use events::{ConnectionId, ConnectionKey};
+use node::AdminClient;
+use node::protocol::{
+    Bytes, ConnectSpec, ConnectionEnd, EventProtection, ModuleManifest, Op, Reply,
+};
+
+use crate::admin_cmd::refusal;
+use crate::atls_cmd::PeerRefused;
+
+/// A module uploaded to a node whose signed claims were verified.
+#[derive(Debug, Clone)]
+pub(crate) struct AttestedModule {
+    pub(crate) name: String,
+    /// SHA-256 of its bytes, as the claims state.
+    pub(crate) measurement: [u8; 32],
+    /// The X25519 key its node holds for it, as the claims state.
+    pub(crate) channel_key: ModulePublicKey,
+    /// Its ports, as the node reported them.
+    pub(crate) manifest: ModuleManifest,
+}
+
+/// Uploads `wasm` as module `name` and verifies the claims the node signs for it under
+/// `verifier`: the node's evidence, the signature, the certificate of this very session, and
+/// the measurement (the hash of `wasm`, so a node running other code is refused).
+pub(crate) async fn load_attested(
+    client: &mut AdminClient,
+    verifier: &PeerVerifier,
+    name: &str,
+    wasm: &[u8],
+) -> Result<AttestedModule> {
+    let reply = client
+        .request(Op::Load {
+            name: name.to_owned(),
+            wasm: Bytes(wasm.to_vec()),
+        })
+        .await
+        .map_err(|e| refusal(e).context(format!("module {name}: load")))?;
+    let Reply::Module(info) = reply else {
+        bail!("module {name}: the node did not answer the load");
+    };
+    let Reply::Claims {
+        signed_claims_json,
+        node_certificate,
+    } = client
+        .request(Op::Claims {
+            module: name.to_owned(),
+        })
+        .await
+        .map_err(refusal)?
+    else {
+        bail!("module {name}: the node sent no claims");
+    };
+    let signed: SignedModuleClaims = serde_json::from_str(&signed_claims_json)
+        .with_context(|| format!("module {name}: malformed claims"))?;
+    if node_certificate.0 != client.node_certificate {
+        return Err(PeerRefused(format!(
+            "module {name}: claims signed under another certificate than the attested session's"
+        ))
+        .into());
+    }
+    let verified = verify_module_claims(&node_certificate.0, &signed, verifier)
+        .map_err(|e| PeerRefused(format!("module {name}: {e}")))?;
+    let measurement = Digest256::of(wasm).0;
+    verified
+        .require_measurement(&Measurement256(measurement))
+        .map_err(|e| PeerRefused(format!("module {name}: {e}")))?;
+    let channel_key = signed
+        .claims
+        .channel_key
+        .with_context(|| format!("module {name}: the node named no channel key"))?;
+    Ok(AttestedModule {
+        name: name.to_owned(),
+        measurement,
+        channel_key: ModulePublicKey::from_bytes(channel_key.0),
+        manifest: info.manifest,
+    })
+}
+
+/// One side of a connection: a module, its port, and (for the receiver) where its node listens.
+pub(crate) struct Endpoint<'a> {
+    pub(crate) module: &'a AttestedModule,
+    pub(crate) port: &'a str,
+}
+
+/// The receiver's and the sender's `Op::Connect` for connection `id` of `app` from `from` to
+/// `to` (whose node listens at `to_address`), with a fresh random key wrapped to each module's
+/// channel key for exactly its own end. The key itself is dropped (zeroised) on return.
+pub(crate) fn connection_specs(
+    app: &str,
+    id: u32,
+    protection: EventProtection,
+    from: &Endpoint<'_>,
+    to: &Endpoint<'_>,
+    to_address: &str,
+) -> Result<(ConnectSpec, ConnectSpec)> {
+    let key = ConnectionKey::generate()?;
+    let receiver = end_spec(app, id, protection, to, ConnectionEnd::Receiver, &key)?;
+    let sender = end_spec(
+        app,
+        id,
+        protection,
+        from,
+        ConnectionEnd::Sender {
+            peer_address: to_address.to_owned(),
+            peer_module: to.module.name.clone(),
+        },
+        &key,
+    )?;
+    Ok((receiver, sender))
+}
+
+fn end_spec(
+    app: &str,
+    id: u32,
+    protection: EventProtection,
+    endpoint: &Endpoint<'_>,
+    end: ConnectionEnd,
+    key: &ConnectionKey,
+) -> Result<ConnectSpec> {
+    let wrapped = wrap_key(
+        key,
+        &endpoint.module.channel_key,
+        &WrapContext {
+            app,
+            connection: ConnectionId::new(id)?,
+            module: &endpoint.module.name,
+            port: endpoint.port,
+            measurement: &endpoint.module.measurement,
+        },
+    )?;
+    Ok(ConnectSpec {
+        app: app.to_owned(),
+        connection: id,
+        module: endpoint.module.name.clone(),
+        port: endpoint.port.to_owned(),
+        end,
+        protection,
+        wrapped_encapsulated: Bytes(wrapped.encapsulated),
+        wrapped_ciphertext: Bytes(wrapped.ciphertext),
+    })
+}
