@@ -40,7 +40,7 @@ cargo_target="${TEEMESH_EXAMPLES_TARGET:-$root/target/examples}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 if [ "$check" = 1 ]; then out="$work/out"; else out="$root/examples"; fi
-mkdir -p "$out/sensor-filter" "$out/misbehave" "$out/kernels"
+mkdir -p "$out/sensor-filter" "$out/sensor-driver" "$out/actuator" "$out/relay" "$out/misbehave" "$out/kernels"
 
 step "system packages: ${apt_packages[*]}"
 missing=()
@@ -108,11 +108,17 @@ build_rust() { # crate-dir crate-name output
     cp "$cargo_target/wasm/wasm32-wasip1/release/$2.wasm" "$work/$3.core.wasm"
 }
 build_rust examples/sensor-filter/rust sensor_filter sensor-filter-rust
+build_rust examples/sensor-driver/rust sensor_driver sensor-driver-rust
+build_rust examples/actuator/rust actuator actuator-rust
+build_rust examples/relay/rust relay relay-rust
 build_rust examples/misbehave misbehave misbehave
 build_rust examples/kernels kernels kernels
 
-step "c: examples/sensor-filter/c (bindings from wit/, then core module)"
-bindings=examples/sensor-filter/c/bindings
+# The C modules share the sensor filter's bindings, JSON code and WASI stubs (one copy each, so
+# that they cannot drift apart): examples/sensor-filter/c is on every C module's include path.
+c_shared=examples/sensor-filter/c
+bindings=$c_shared/bindings
+step "c: $bindings (bindings from wit/, shared by all C modules)"
 if [ -x "$wit_bindgen" ]; then
     "$wit_bindgen" c --world enclave-module --out-dir "$work/c-bindings" wit/ >"$work/wit-bindgen.log" 2>&1 ||
         { cat "$work/wit-bindgen.log" >&2; exit 1; }
@@ -131,20 +137,31 @@ c_flags=(
     --target=wasm32-wasi -std=c11 -O2 -g0
     "-ffile-prefix-map=$root=/teemesh"
 )
-c_sources=(examples/sensor-filter/c/{json,filter,module,no_wasi}.c)
-c_objects=()
-for source in "${c_sources[@]}"; do
-    object="$work/$(basename "$source" .c).o"
-    clang-14 "${c_flags[@]}" -Wall -Wextra -Werror -I "$bindings" -c "$source" -o "$object"
-    c_objects+=("$object")
-done
-# The generated bindings are compiled without -Werror: their warnings are not ours to fix.
-clang-14 "${c_flags[@]}" -mexec-model=reactor -Wl,--strip-all -I "$bindings" \
-    -o "$work/sensor-filter-c.core.wasm" "${c_objects[@]}" \
-    "$bindings/enclave_module.c" "$bindings/enclave_module_component_type.o"
+build_c() { # output source...
+    local output="$1" source object objects=()
+    shift
+    step "c: $output (core module from $*)"
+    for source in "$@"; do
+        object="$work/$output-$(basename "$source" .c).o"
+        clang-14 "${c_flags[@]}" -Wall -Wextra -Werror -I "$c_shared" -I "$bindings" -c "$source" -o "$object"
+        objects+=("$object")
+    done
+    # The generated bindings are compiled without -Werror: their warnings are not ours to fix.
+    clang-14 "${c_flags[@]}" -mexec-model=reactor -Wl,--strip-all -I "$bindings" \
+        -o "$work/$output.core.wasm" "${objects[@]}" \
+        "$bindings/enclave_module.c" "$bindings/enclave_module_component_type.o"
+}
+build_c sensor-filter-c $c_shared/{json,filter,module,no_wasi}.c
+build_c sensor-driver-c $c_shared/json.c examples/sensor-driver/c/{driver,module}.c $c_shared/no_wasi.c
+build_c actuator-c $c_shared/json.c examples/actuator/c/{actuator,module}.c $c_shared/no_wasi.c
 
 step "components (wasm-tools component new --adapt wasi_snapshot_preview1)"
-components=(sensor-filter/sensor-filter-rust sensor-filter/sensor-filter-c misbehave/misbehave kernels/kernels)
+components=(
+    sensor-filter/sensor-filter-rust sensor-filter/sensor-filter-c
+    sensor-driver/sensor-driver-rust sensor-driver/sensor-driver-c
+    actuator/actuator-rust actuator/actuator-c
+    relay/relay-rust misbehave/misbehave kernels/kernels
+)
 for component in "${components[@]}"; do
     name="$(basename "$component")"
     "$wasm_tools" component new "$work/$name.core.wasm" \
@@ -169,15 +186,23 @@ for component in "${components[@]}"; do
     cp "$work/$name.wasm" "$out/$component.wasm"
 done
 
-step "tests: both sensor filters replay testdata/transcript.txt over a mock node"
-transcript=examples/sensor-filter/testdata/transcript.txt
-(cd examples/sensor-filter/rust && CARGO_TARGET_DIR="$cargo_target/host" cargo test --quiet --locked)
+step "tests: each Rust and C pair replays its testdata/transcript.txt over a mock node"
 cc_native="$(command -v clang-14 || command -v cc)"
-"$cc_native" -std=c11 -O2 -Wall -Wextra -Werror -o "$work/transcript_test" \
-    examples/sensor-filter/c/json.c examples/sensor-filter/c/filter.c examples/sensor-filter/c/transcript_test.c -lm
-"$work/transcript_test" "$transcript" >"$work/transcript.c.txt"
-diff -u "$transcript" "$work/transcript.c.txt"
-echo "C sensor filter: transcript matches ($(grep -cE '^(input|request|entry) ' "$transcript") calls)"
+for crate in sensor-filter/rust sensor-driver/rust actuator/rust relay/rust; do
+    echo "rust: examples/$crate (cargo test)"
+    (cd "examples/$crate" && CARGO_TARGET_DIR="$cargo_target/host" cargo test --quiet --locked)
+done
+c_transcript_test() { # module source...
+    local module="$1" transcript="examples/$1/testdata/transcript.txt"
+    shift
+    "$cc_native" -std=c11 -O2 -Wall -Wextra -Werror -I "$c_shared" -o "$work/$module-transcript-test" "$@" -lm
+    "$work/$module-transcript-test" "$transcript" >"$work/$module-transcript.c.txt"
+    diff -u "$transcript" "$work/$module-transcript.c.txt"
+    echo "C $module: transcript matches ($(grep -cE '^(input|request|entry) ' "$transcript") calls)"
+}
+c_transcript_test sensor-filter $c_shared/{json,filter,transcript_test}.c
+c_transcript_test sensor-driver $c_shared/json.c examples/sensor-driver/c/{driver,transcript_test}.c
+c_transcript_test actuator $c_shared/json.c examples/actuator/c/{actuator,transcript_test}.c
 
 step "toolchain record"
 {

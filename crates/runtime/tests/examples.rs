@@ -2,9 +2,11 @@
 //! The committed example modules (`examples/`, built from Rust and C source by
 //! `scripts/build-examples.sh`, which CI reruns with `--check`) on the real runtime:
 //!
-//! - both sensor filters replay the shared transcript `examples/sensor-filter/testdata/transcript.txt`
-//!   call by call — inputs, handlers, entries, emitted outputs, logs, sealed state — exactly as
-//!   their native tests do over a mock host;
+//! - both sensor filters, both sensor drivers and both actuators replay their pair's shared
+//!   transcript (`examples/*/testdata/transcript.txt`) call by call — inputs, handlers, entries,
+//!   emitted outputs, logs, sealed state — exactly as their native tests do over a mock host;
+//! - ticks of a sensor driver, passed through a filter to an actuator, make it act once per
+//!   crossing of the threshold; the relay passes bytes through unchanged;
 //! - the misbehaving module's loop, memory hog and panic each fail their call with a distinct
 //!   error while a sensor filter on the same runtime keeps answering.
 
@@ -106,11 +108,12 @@ struct Replay {
     runtime: Runtime,
     sink: Arc<TranscriptSink>,
     state_dir: tempfile::TempDir,
+    name: &'static str,
     bytes: Vec<u8>,
 }
 
 impl Replay {
-    fn new(bytes: Vec<u8>) -> Self {
+    fn new(name: &'static str, bytes: Vec<u8>) -> Self {
         let state_dir = tempfile::tempdir().unwrap();
         let sink = Arc::new(TranscriptSink::default());
         let clock = Arc::new(TickingClock(AtomicU64::new(1_700_000_000_000_000_000)));
@@ -122,12 +125,13 @@ impl Replay {
             runtime: Runtime::new(config).unwrap(),
             sink,
             state_dir,
+            name,
             bytes,
         }
     }
 
     fn load(&self) -> LoadedModule {
-        self.runtime.load("sensor-filter", &self.bytes).unwrap()
+        self.runtime.load(self.name, &self.bytes).unwrap()
     }
 
     /// Runs every call of `transcript` and writes down what happened in the transcript's format.
@@ -202,26 +206,29 @@ impl Replay {
     }
 }
 
-fn replay_transcript(path: &str) {
+/// Replays `examples/MODULE/testdata/transcript.txt` against the component at `path`.
+fn replay_transcript(module: &'static str, path: &str) {
     let bytes = example(path);
     let measurement = listed_measurement(path);
-    let replay = Replay::new(bytes);
+    let replay = Replay::new(module, bytes);
     assert_eq!(
         replay.load().measurement().to_hex(),
         measurement,
         "the committed {path} is what examples/SHA256SUMS lists"
     );
 
-    let transcript =
-        std::fs::read_to_string(Path::new(EXAMPLES).join("sensor-filter/testdata/transcript.txt"))
-            .unwrap();
+    let transcript = std::fs::read_to_string(
+        Path::new(EXAMPLES).join(format!("{module}/testdata/transcript.txt")),
+    )
+    .unwrap();
     let logs = Arc::new(Mutex::new(String::new()));
     let subscriber = Registry::default().with(LogCapture(logs.clone()));
     let actual = tracing::subscriber::with_default(subscriber, || replay.run(&transcript, &logs));
 
     let expected = transcript.replace(MOCK_MEASUREMENT, &measurement);
+    // Only the filter reports its claims; there, the replacement must have happened.
     assert!(
-        expected.contains(&measurement),
+        module != "sensor-filter" || expected.contains(&measurement),
         "the transcript checks claims"
     );
     if actual != expected {
@@ -241,32 +248,196 @@ fn replay_transcript(path: &str) {
 
 #[test]
 fn rust_sensor_filter_follows_the_transcript() {
-    replay_transcript("sensor-filter/sensor-filter-rust.wasm");
+    replay_transcript("sensor-filter", "sensor-filter/sensor-filter-rust.wasm");
 }
 
 #[test]
 fn c_sensor_filter_follows_the_transcript() {
-    replay_transcript("sensor-filter/sensor-filter-c.wasm");
+    replay_transcript("sensor-filter", "sensor-filter/sensor-filter-c.wasm");
+}
+
+#[test]
+fn rust_sensor_driver_follows_the_transcript() {
+    replay_transcript("sensor-driver", "sensor-driver/sensor-driver-rust.wasm");
+}
+
+#[test]
+fn c_sensor_driver_follows_the_transcript() {
+    replay_transcript("sensor-driver", "sensor-driver/sensor-driver-c.wasm");
+}
+
+#[test]
+fn rust_actuator_follows_the_transcript() {
+    replay_transcript("actuator", "actuator/actuator-rust.wasm");
+}
+
+#[test]
+fn c_actuator_follows_the_transcript() {
+    replay_transcript("actuator", "actuator/actuator-c.wasm");
+}
+
+/// Collects what modules emit, for a test to deliver by hand.
+#[derive(Default)]
+struct Outbox(Mutex<Vec<(String, String, Vec<u8>)>>);
+
+impl EventSink for Outbox {
+    fn emit(&self, module: &str, output: &str, data: &[u8]) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((module.to_owned(), output.to_owned(), data.to_vec()));
+        Ok(())
+    }
+}
+
+impl Outbox {
+    fn take(&self) -> Vec<(String, String, Vec<u8>)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// The secure-I/O chain of `examples/apps/sensor-alarm*.yaml` on one runtime, delivered by hand:
+/// 32 ticks of the sawtooth 20..35 cross the threshold of 30 twice, so the actuator acts twice.
+#[test]
+fn driver_readings_through_the_filter_make_the_actuator_act_once_per_crossing() {
+    for languages in [("rust", "c", "c"), ("c", "rust", "rust")] {
+        let outbox = Arc::new(Outbox::default());
+        let state_dir = tempfile::tempdir().unwrap();
+        let config = RuntimeConfig::new(common::identity())
+            .with_sealed_state(state_dir.path(), NodeSecret::from_bytes(SECRET))
+            .with_sink(outbox.clone());
+        let runtime = Runtime::new(config).unwrap();
+        let load = |name: &str, language: &str| {
+            runtime
+                .load(name, &example(&format!("{name}/{name}-{language}.wasm")))
+                .unwrap()
+        };
+        let mut sensor = load("sensor-driver", languages.0);
+        let mut filter = load("sensor-filter", languages.1);
+        let mut actuator = load("actuator", languages.2);
+        filter
+            .call_entry("configure", br#"{"threshold":30}"#)
+            .unwrap();
+        let mut readings = 0;
+        for _ in 0..32 {
+            sensor.deliver_input("tick", br#"{"sensor":"t1"}"#).unwrap();
+            for (module, output, data) in outbox.take() {
+                assert_eq!(
+                    (module.as_str(), output.as_str()),
+                    ("sensor-driver", "reading")
+                );
+                readings += 1;
+                filter.deliver_input("reading", &data).unwrap();
+                for (module, output, data) in outbox.take() {
+                    assert_eq!(
+                        (module.as_str(), output.as_str()),
+                        ("sensor-filter", "alert")
+                    );
+                    actuator.deliver_input("alert", &data).unwrap();
+                }
+            }
+        }
+        assert_eq!(readings, 32);
+        let state = actuator.call_entry("state", b"").unwrap();
+        assert_eq!(
+            String::from_utf8(state).unwrap(),
+            r#"{"actions":2,"last":{"sensor":"t1","value":31}}"#,
+            "driver, filter, actuator in {languages:?}"
+        );
+    }
+}
+
+#[test]
+fn the_relay_passes_bytes_through_unchanged() {
+    let outbox = Arc::new(Outbox::default());
+    let runtime =
+        Runtime::new(RuntimeConfig::new(common::identity()).with_sink(outbox.clone())).unwrap();
+    let mut relay = runtime
+        .load("relay", &example("relay/relay-rust.wasm"))
+        .unwrap();
+    assert_eq!(
+        relay.measurement().to_hex(),
+        listed_measurement("relay/relay-rust.wasm")
+    );
+    assert_eq!(relay.manifest().ports(PortKind::Input), ["in"]);
+    assert_eq!(relay.manifest().ports(PortKind::Output), ["out"]);
+    assert_eq!(relay.manifest().ports(PortKind::Entry), ["emit"]);
+    let binary: Vec<u8> = (0..=255).collect();
+    relay.deliver_input("in", &binary).unwrap();
+    assert_eq!(relay.call_entry("emit", b"{\"n\":1}").unwrap(), b"");
+    assert_eq!(
+        outbox.take(),
+        [
+            ("relay".to_owned(), "out".to_owned(), binary),
+            ("relay".to_owned(), "out".to_owned(), b"{\"n\":1}".to_vec()),
+        ]
+    );
+}
+
+/// The ports an example declares; none of them sends requests.
+struct Ports {
+    module: &'static str,
+    inputs: &'static [&'static str],
+    outputs: &'static [&'static str],
+    handlers: &'static [&'static str],
+    entries: &'static [&'static str],
 }
 
 #[test]
 fn both_languages_declare_the_same_ports_and_differ_in_measurement() {
     let runtime = common::runtime();
-    let rust = runtime
-        .load("f", &example("sensor-filter/sensor-filter-rust.wasm"))
-        .unwrap();
-    let c = runtime
-        .load("f", &example("sensor-filter/sensor-filter-c.wasm"))
-        .unwrap();
-    assert_eq!(rust.manifest(), c.manifest());
-    assert_eq!(rust.manifest().ports(PortKind::Input), ["reading"]);
-    assert_eq!(rust.manifest().ports(PortKind::Output), ["alert"]);
-    assert_eq!(rust.manifest().ports(PortKind::Handler), ["latest"]);
-    assert_eq!(
-        rust.manifest().ports(PortKind::Entry),
-        ["configure", "stats"]
-    );
-    assert_ne!(rust.measurement(), c.measurement());
+    let examples = [
+        Ports {
+            module: "sensor-filter",
+            inputs: &["reading"],
+            outputs: &["alert"],
+            handlers: &["latest"],
+            entries: &["configure", "stats"],
+        },
+        Ports {
+            module: "sensor-driver",
+            inputs: &["tick"],
+            outputs: &["reading"],
+            handlers: &[],
+            entries: &["set", "stats"],
+        },
+        Ports {
+            module: "actuator",
+            inputs: &["alert"],
+            outputs: &[],
+            handlers: &[],
+            entries: &["state"],
+        },
+    ];
+    for expected in examples {
+        let module = expected.module;
+        let rust = runtime
+            .load("m", &example(&format!("{module}/{module}-rust.wasm")))
+            .unwrap();
+        let c = runtime
+            .load("m", &example(&format!("{module}/{module}-c.wasm")))
+            .unwrap();
+        assert_eq!(rust.manifest(), c.manifest(), "{module}");
+        let manifest = rust.manifest();
+        assert_eq!(manifest.ports(PortKind::Input), expected.inputs, "{module}");
+        assert_eq!(
+            manifest.ports(PortKind::Output),
+            expected.outputs,
+            "{module}"
+        );
+        assert!(manifest.ports(PortKind::Request).is_empty(), "{module}");
+        assert_eq!(
+            manifest.ports(PortKind::Handler),
+            expected.handlers,
+            "{module}"
+        );
+        assert_eq!(
+            manifest.ports(PortKind::Entry),
+            expected.entries,
+            "{module}"
+        );
+        assert_ne!(rust.measurement(), c.measurement(), "{module}");
+    }
 }
 
 /// Asserts the filter still answers on the same runtime.

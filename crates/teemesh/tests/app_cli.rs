@@ -24,16 +24,17 @@ fn the_example_is_summarised() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout.starts_with("sensor-alarm: 3 nodes, 3 modules, 3 connections"),
+        stdout.starts_with("sensor-alarm: 3 nodes, 3 modules, 2 connections"),
         "{stdout}"
     );
     for line in [
         "  node-b  tdx  10.0.0.12:7400         policy policies/tdx.toml",
+        "  sensor    on node-a (sgx)  wasm ../sensor-driver/sensor-driver-rust.wasm (measurement matches)",
         "  filter    on node-b (tdx)  wasm ../sensor-filter/sensor-filter-rust.wasm (measurement matches)",
+        "  actuator  on node-c (snp)  wasm ../actuator/actuator-c.wasm (measurement matches)",
         "  sensor.reading -> filter.reading  encrypted",
         "  filter.alert -> actuator.alert  authenticated",
-        "  actuator.latest-reading -> filter.latest  encrypted",
-        "exposed entries: filter.configure, filter.stats, actuator.status",
+        "exposed entries: filter.configure, filter.stats, sensor.stats, actuator.state",
         "periodic: sensor.tick every 1000 ms",
     ] {
         assert!(
@@ -78,7 +79,7 @@ fn a_component_that_does_not_match_its_measurement_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        stderr.contains(":23:18: modules[1].measurement: filter.wasm has measurement "),
+        stderr.contains(":24:18: modules[1].measurement: filter.wasm has measurement "),
         "{stderr}"
     );
 }
