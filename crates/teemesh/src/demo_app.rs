@@ -204,6 +204,25 @@ async fn run_async(measurement: Measurement384) -> Result<Vec<String>> {
             state.0
         ));
     }
+    // Every reading has reached the filter once the last one is counted there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let received: u64 = connections(&mut admins[1], "filter")
+            .await?
+            .iter()
+            .filter(|c| c.end == "receiver")
+            .map(|c| c.events)
+            .sum();
+        if received >= TICKS || Instant::now() > deadline {
+            if received != TICKS {
+                surprises.push(format!(
+                    "the filter received {received} readings, not {TICKS}"
+                ));
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for (admin, module) in [(1, "filter"), (2, "actuator")] {
         for c in connections(&mut admins[admin], module).await? {
             if c.end == "receiver" {
