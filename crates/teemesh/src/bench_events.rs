@@ -19,13 +19,13 @@ use atls::{AtlsClient, AtlsServer, NodeIdentity, PeerVerifier};
 use attest::{AppraisalPolicy, Endorsements, Measurement384, UnixTime};
 use clap::Args;
 use node::protocol::{Bytes, CallKind, EventProtection, Op, Reply, Request, Response};
-use node::{AdminClient, AdminKey, NodeConfig, RunningNode};
+use node::{AdminClient, AdminKey};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::table::Table;
-use crate::wire::{Endpoint, connection_specs, load_attested};
+use crate::wire::{Endpoint, connection_specs, load_attested, start_sim_node};
 
 /// The committed relay module (`examples/relay`).
 const RELAY_WASM: &[u8] = include_bytes!("../../../examples/relay/relay-rust.wasm");
@@ -214,19 +214,6 @@ fn sim_verifier() -> Arc<PeerVerifier> {
     Arc::new(PeerVerifier::new(policy, Endorsements::default()))
 }
 
-async fn start_node(dir: &std::path::Path, name: &str, key: &AdminKey) -> Result<RunningNode> {
-    std::fs::write(dir.join("sim-policy.toml"), "allow_simulated = true\n")?;
-    let config = NodeConfig::parse(
-        &format!(
-            "name = \"{name}\"\ndata_dir = \"{name}\"\nplatform = \"sim\"\nadmin_listen = \"127.0.0.1:0\"\npeer_policy = \"sim-policy.toml\"\n[admin]\nauthorized_keys = [\"{}\"]\n",
-            key.hash_string()
-        ),
-        dir,
-    )
-    .map_err(anyhow::Error::msg)?;
-    Ok(node::start(&config, platform::PlatformRoots::default()).await?)
-}
-
 /// The ring on two teemesh nodes; the probe's arrivals during the window.
 async fn teemesh_ring(
     wasm: &[u8],
@@ -236,8 +223,12 @@ async fn teemesh_ring(
 ) -> Result<Vec<Instant>> {
     let dir = tempfile::tempdir()?;
     let key = AdminKey::load_or_create(&dir.path().join("admin-key.pem"))?;
-    let a = start_node(dir.path(), "bench-a", &key).await?;
-    let b = start_node(dir.path(), "bench-b", &key).await?;
+    std::fs::write(
+        dir.path().join("sim-policy.toml"),
+        "allow_simulated = true\n",
+    )?;
+    let a = start_sim_node(dir.path(), "bench-a", &key, "sim-policy.toml").await?;
+    let b = start_sim_node(dir.path(), "bench-b", &key, "sim-policy.toml").await?;
     let verifier = sim_verifier();
     let mut admin_a =
         AdminClient::connect(&a.admin_addr.to_string(), &key, verifier.clone()).await?;

@@ -12,9 +12,9 @@ use anyhow::{Context as _, Result, bail};
 use atls::PeerVerifier;
 use attest::{AppraisalPolicy, Endorsements, Measurement384};
 use node::protocol::{Bytes, CallKind, ConnectionInfo, EventProtection, Op, Reply};
-use node::{AdminClient, AdminKey, NodeConfig, RunningNode};
+use node::{AdminClient, AdminKey};
 
-use crate::wire::{AttestedModule, Endpoint, connection_specs, load_attested};
+use crate::wire::{AttestedModule, Endpoint, connection_specs, load_attested, start_sim_node};
 
 const SENSOR_DRIVER: &[u8] =
     include_bytes!("../../../examples/sensor-driver/sensor-driver-rust.wasm");
@@ -28,18 +28,6 @@ const EXPECTED_ALERTS: u64 = 2;
 
 pub(crate) fn run(measurement: Measurement384) -> Result<Vec<String>> {
     crate::async_runtime()?.block_on(run_async(measurement))
-}
-
-async fn start(dir: &std::path::Path, name: &str, key: &AdminKey) -> Result<RunningNode> {
-    let config = NodeConfig::parse(
-        &format!(
-            "name = \"{name}\"\ndata_dir = \"{name}\"\nplatform = \"sim\"\nadmin_listen = \"127.0.0.1:0\"\npeer_policy = \"peers.toml\"\n[admin]\nauthorized_keys = [\"{}\"]\n",
-            key.hash_string()
-        ),
-        dir,
-    )
-    .map_err(anyhow::Error::msg)?;
-    Ok(node::start(&config, platform::PlatformRoots::default()).await?)
 }
 
 async fn call(
@@ -88,7 +76,7 @@ async fn run_async(measurement: Measurement384) -> Result<Vec<String>> {
     let key = AdminKey::load_or_create(&dir.path().join("admin-key.pem"))?;
     let mut nodes = Vec::new();
     for name in ["node-a", "node-b", "node-c"] {
-        nodes.push(start(dir.path(), name, &key).await?);
+        nodes.push(start_sim_node(dir.path(), name, &key, "peers.toml").await?);
     }
     let mut policy = AppraisalPolicy {
         allow_simulated: true,

@@ -1,19 +1,38 @@
-//! What the deployer, the demo and `bench events` share: uploading a module and verifying the
-//! claims its node signs for it, and the two ends of a connection with a fresh key wrapped to
-//! each module's attested channel key.
+//! What the deployer, the demo and `bench events` share: starting an in-process node on the
+//! simulated TEE, uploading a module and verifying the claims its node signs for it, and the two
+//! ends of a connection with a fresh key wrapped to each module's attested channel key.
 
 use anyhow::{Context as _, Result, bail};
 use atls::{PeerVerifier, SignedModuleClaims, verify_module_claims};
 use attest::{Digest256, Measurement256};
 use events::wrap::{ModulePublicKey, WrapContext, wrap_key};
 use events::{ConnectionId, ConnectionKey};
-use node::AdminClient;
 use node::protocol::{
     Bytes, ConnectSpec, ConnectionEnd, EventProtection, ModuleManifest, Op, Reply,
 };
+use node::{AdminClient, AdminKey, NodeConfig, RunningNode};
 
 use crate::admin_cmd::refusal;
 use crate::atls_cmd::PeerRefused;
+
+/// Starts node `name` in this process on the simulated TEE, its data in `dir/name`, admitting
+/// `key` as admin and peers under the policy file `dir/peer_policy`.
+pub(crate) async fn start_sim_node(
+    dir: &std::path::Path,
+    name: &str,
+    key: &AdminKey,
+    peer_policy: &str,
+) -> Result<RunningNode> {
+    let config = NodeConfig::parse(
+        &format!(
+            "name = \"{name}\"\ndata_dir = \"{name}\"\nplatform = \"sim\"\nadmin_listen = \"127.0.0.1:0\"\npeer_policy = \"{peer_policy}\"\n[admin]\nauthorized_keys = [\"{}\"]\n",
+            key.hash_string()
+        ),
+        dir,
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(node::start(&config, platform::PlatformRoots::default()).await?)
+}
 
 /// A module uploaded to a node whose signed claims were verified.
 #[derive(Debug, Clone)]
