@@ -192,10 +192,13 @@ for crate in sensor-filter/rust sensor-driver/rust actuator/rust relay/rust; do
     echo "rust: examples/$crate (cargo test)"
     (cd "examples/$crate" && CARGO_TARGET_DIR="$cargo_target/host" cargo test --quiet --locked)
 done
+# The replay loop and the mock node are shared (examples/common/transcript.c, never in a component);
+# each module's transcript_test.c only routes the calls to it.
 c_transcript_test() { # module source...
     local module="$1" transcript="examples/$1/testdata/transcript.txt"
     shift
-    "$cc_native" -std=c11 -O2 -Wall -Wextra -Werror -I "$c_shared" -o "$work/$module-transcript-test" "$@" -lm
+    "$cc_native" -std=c11 -O2 -Wall -Wextra -Werror -I "$c_shared" -I examples/common \
+        -o "$work/$module-transcript-test" "$@" examples/common/transcript.c -lm
     "$work/$module-transcript-test" "$transcript" >"$work/$module-transcript.c.txt"
     diff -u "$transcript" "$work/$module-transcript.c.txt"
     echo "C $module: transcript matches ($(grep -cE '^(input|request|entry) ' "$transcript") calls)"

@@ -1,94 +1,38 @@
-//! Replays `../testdata/transcript.txt` against the actuator over a mock host and checks that the
-//! module does exactly what the transcript records; the C twin's native test replays the same file.
-//!
-//! Set `UPDATE_TRANSCRIPT=1` to rewrite the file from what the Rust module does (then review it).
+//! Replays `../testdata/transcript.txt` against the actuator over the shared mock host; the C
+//! twin's native test replays the same file. The replay is `examples/common/transcript_harness.rs`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+#[path = "../../../common/transcript_harness.rs"]
+mod harness;
 
 use crate::actuator::{self, Host};
-
-const TRANSCRIPT_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/transcript.txt");
-
-/// An in-memory node: sealed state in a map, and a log of what the module logged.
-struct MockHost {
-    state: BTreeMap<String, Vec<u8>>,
-    events: String,
-}
+use harness::{Call, MockHost};
 
 impl Host for MockHost {
     fn log_warn(&mut self, message: &str) {
-        let _ = writeln!(self.events, "log warn {message}");
+        MockHost::log_warn(self, message);
     }
     fn state_get(&mut self, key: &str) -> Option<Vec<u8>> {
-        self.state.get(key).cloned()
+        MockHost::state_get(self, key)
     }
     fn state_set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
-        self.state.insert(key.to_string(), value.to_vec());
-        Ok(())
+        MockHost::state_set(self, key, value)
     }
 }
 
-fn replay(transcript: &str) -> String {
-    let mut host = MockHost {
-        state: BTreeMap::new(),
-        events: String::new(),
-    };
-    let mut out = String::new();
-    for line in transcript.lines() {
-        let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
-        let (name, payload) = rest.split_once(' ').unwrap_or((rest, ""));
-        let result = match verb {
-            "log" | "ok" | "err" => continue, // recorded results: regenerated below
-            "input" => actuator::on_input(&mut host, name, payload.as_bytes()).map(|()| Vec::new()),
-            "request" => actuator::on_request(&mut host, name, payload.as_bytes()),
-            "entry" => actuator::call_entry(&mut host, name, payload.as_bytes()),
-            "host" => {
-                match name {
-                    "state-set" => {
-                        let (key, value) = payload.split_once(' ').unwrap_or((payload, ""));
-                        host.state
-                            .insert(key.to_string(), value.as_bytes().to_vec());
-                    }
-                    _ => panic!("unknown host directive: {line}"),
-                }
-                let _ = writeln!(out, "{line}");
-                continue;
-            }
-            _ => {
-                let _ = writeln!(out, "{line}"); // comments and blank lines
-                continue;
-            }
-        };
-        let _ = writeln!(out, "{line}");
-        out.push_str(&std::mem::take(&mut host.events));
-        match result {
-            Ok(data) if data.is_empty() => out.push_str("ok\n"),
-            Ok(data) => {
-                let _ = writeln!(out, "ok {}", String::from_utf8_lossy(&data));
-            }
-            Err(message) => {
-                let _ = writeln!(out, "err {message}");
-            }
-        }
+fn dispatch(
+    host: &mut MockHost,
+    call: Call,
+    name: &str,
+    payload: &[u8],
+) -> Result<Vec<u8>, String> {
+    match call {
+        Call::Input => actuator::on_input(host, name, payload).map(|()| Vec::new()),
+        Call::Request => actuator::on_request(host, name, payload),
+        Call::Entry => actuator::call_entry(host, name, payload),
     }
-    out
 }
 
 #[test]
 fn module_follows_the_shared_transcript() {
-    let expected = std::fs::read_to_string(TRANSCRIPT_PATH).expect("read the transcript");
-    let actual = replay(&expected);
-    if std::env::var_os("UPDATE_TRANSCRIPT").is_some() {
-        std::fs::write(TRANSCRIPT_PATH, &actual).expect("write the transcript");
-        return;
-    }
-    for (number, (want, got)) in expected.lines().zip(actual.lines()).enumerate() {
-        assert_eq!(want, got, "transcript line {}", number + 1);
-    }
-    assert_eq!(
-        expected.lines().count(),
-        actual.lines().count(),
-        "transcript length"
-    );
+    harness::check_transcript(dispatch);
 }
