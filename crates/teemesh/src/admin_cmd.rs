@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 
 use crate::atls_cmd::PeerRefused;
 use crate::attest_cmd::load_policy;
-use crate::home::teemesh_home;
 use crate::run_cmd::{GuestRefused, json_or_hex};
 
 #[derive(Debug, Args)]
@@ -103,11 +102,7 @@ enum AdminCommand {
 }
 
 pub(crate) fn run(args: AdminArgs) -> Result<()> {
-    let key_path = args
-        .key
-        .clone()
-        .unwrap_or_else(|| teemesh_home().join("admin-key.pem"));
-    let key = AdminKey::load_or_create(&key_path)?;
+    let key = crate::home::admin_key(args.key.as_deref())?;
     if let AdminCommand::Key = args.command {
         println!("{}", key.hash_string());
         return Ok(());

@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 
 use crate::admin_cmd::refusal;
 use crate::app_state::{AppState, NodeState};
-use crate::home::teemesh_home;
 use crate::run_cmd::json_or_hex;
 
 /// Which deployment, and how to reach its nodes.
@@ -35,19 +34,26 @@ pub(crate) struct StateArgs {
     endorsements: Vec<PathBuf>,
 }
 
-async fn connect(args: &StateArgs, node: &NodeState) -> Result<AdminClient> {
-    let key_path = args
-        .key
-        .clone()
-        .unwrap_or_else(|| teemesh_home().join("admin-key.pem"));
-    let key = AdminKey::load_or_create(&key_path)?;
+/// The admin key and endorsements a command reaches its nodes with, read once.
+struct Access {
+    key: AdminKey,
+    endorsements: Endorsements,
+}
+
+impl StateArgs {
+    fn access(&self) -> Result<Access> {
+        Ok(Access {
+            key: crate::home::admin_key(self.key.as_deref())?,
+            endorsements: Endorsements::load(&self.endorsements)?,
+        })
+    }
+}
+
+async fn connect(access: &Access, node: &NodeState) -> Result<AdminClient> {
     let policy = AppraisalPolicy::from_toml(&node.policy)
         .with_context(|| format!("node {}: the state file's policy", node.name))?;
-    let verifier = Arc::new(PeerVerifier::new(
-        policy,
-        Endorsements::load(&args.endorsements)?,
-    ));
-    let client = AdminClient::connect(&node.address, &key, verifier)
+    let verifier = Arc::new(PeerVerifier::new(policy, access.endorsements.clone()));
+    let client = AdminClient::connect(&node.address, &access.key, verifier)
         .await
         .map_err(|e| refusal(e).context(format!("node {} at {}", node.name, node.address)))?;
     let measurement = client
@@ -68,9 +74,10 @@ async fn connect(args: &StateArgs, node: &NodeState) -> Result<AdminClient> {
 pub(crate) fn status(args: &StateArgs) -> Result<()> {
     crate::async_runtime()?.block_on(async {
         let (state, path) = AppState::load(args.state.as_deref(), args.app.as_deref())?;
+        let access = args.access()?;
         let mut modules = Vec::new();
         for node in &state.nodes {
-            let mut client = connect(args, node).await?;
+            let mut client = connect(&access, node).await?;
             let Reply::Modules(list) = client.request(Op::List).await.map_err(refusal)? else {
                 bail!("node {} did not list its modules", node.name);
             };
@@ -129,7 +136,7 @@ pub(crate) fn call(args: &StateArgs, module: &str, entry: &str, arg: Option<&str
             );
         }
         let node = state.node(&state.module(module)?.node)?;
-        let mut client = connect(args, node).await?;
+        let mut client = connect(&args.access()?, node).await?;
         let reply = client
             .request(Op::Call {
                 module: module.to_owned(),
@@ -163,7 +170,7 @@ pub(crate) fn output(
         let (state, _) = AppState::load(args.state.as_deref(), args.app.as_deref())?;
         state.require_enabled()?;
         let node = state.node(&state.module(module)?.node)?;
-        let mut client = connect(args, node).await?;
+        let mut client = connect(&args.access()?, node).await?;
         loop {
             let reply = client
                 .request(Op::Outputs {
@@ -200,6 +207,7 @@ pub(crate) fn output(
 pub(crate) fn stop(args: &StateArgs, remove_state: bool) -> Result<()> {
     crate::async_runtime()?.block_on(async {
         let (mut state, path) = AppState::load(args.state.as_deref(), args.app.as_deref())?;
+        let access = args.access()?;
         let mut unloaded = Vec::new();
         for node in &state.nodes {
             let modules: Vec<&str> = state
@@ -211,7 +219,7 @@ pub(crate) fn stop(args: &StateArgs, remove_state: bool) -> Result<()> {
             if modules.is_empty() {
                 continue;
             }
-            let mut client = connect(args, node).await?;
+            let mut client = connect(&access, node).await?;
             for module in modules {
                 match client
                     .request(Op::Unload {

@@ -14,14 +14,13 @@ use atls::PeerVerifier;
 use attest::{Digest256, Endorsements};
 use mesh::Descriptor;
 use mesh::descriptor::{ModuleCode, ModuleSpec, PortKind, Protection};
+use node::AdminClient;
 use node::protocol::{Bytes, CallKind, EventProtection, ModuleManifest, Op};
-use node::{AdminClient, AdminKey};
 use serde_json::json;
 
 use crate::admin_cmd::refusal;
 use crate::app_state::{AppState, ConnectionState, ModuleState, NodeState, default_path};
 use crate::atls_cmd::PeerRefused;
-use crate::home::teemesh_home;
 use crate::wire::{AttestedModule, Endpoint, connection_specs, load_attested};
 
 /// Arguments of `teemesh deploy`.
@@ -112,11 +111,7 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
     }
 
     step(2, &format!("attesting {} nodes", spec.nodes.len()));
-    let key_path = args
-        .key
-        .clone()
-        .unwrap_or_else(|| teemesh_home().join("admin-key.pem"));
-    let key = AdminKey::load_or_create(&key_path)?;
+    let key = crate::home::admin_key(args.key.as_deref())?;
     let endorsements = Endorsements::load(&args.endorsements)?;
     let mut clients = Vec::with_capacity(spec.nodes.len());
     let mut verifiers = Vec::with_capacity(spec.nodes.len());

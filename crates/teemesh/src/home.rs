@@ -19,3 +19,10 @@ pub(crate) fn teemesh_home() -> PathBuf {
 pub(crate) fn default_result_key() -> PathBuf {
     teemesh_home().join("verifier-result-key.pem")
 }
+
+/// The operator's admin key: the file at `path`, else `$TEEMESH_HOME/admin-key.pem` (created
+/// with mode 0600 on first use).
+pub(crate) fn admin_key(path: Option<&std::path::Path>) -> anyhow::Result<node::AdminKey> {
+    let path = path.map_or_else(|| teemesh_home().join("admin-key.pem"), ToOwned::to_owned);
+    Ok(node::AdminKey::load_or_create(&path)?)
+}
