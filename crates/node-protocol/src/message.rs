@@ -206,7 +206,7 @@ pub struct ConnectionInfo {
     pub end: String,
     /// Events sealed and sent (sender) or delivered to the module (receiver).
     pub events: u64,
-    /// Events the sender could not hand to the peer (node unreachable), sender only.
+    /// Events not sent (the link to the peer was backed up) or refused by the peer (sender only).
     pub undelivered: u64,
     /// Counters that never arrived before a later event (receiver only).
     pub missing: u64,

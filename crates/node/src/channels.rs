@@ -10,6 +10,7 @@
 //! old event replayed into a restarted receiver).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,7 +43,8 @@ struct OutgoingEnd {
     peer_address: String,
     peer_module: String,
     sent: u64,
-    refused: u64,
+    /// Events not sent (queue full) or refused by the peer; the forwarder counts the latter.
+    refused: Arc<AtomicU64>,
 }
 
 struct IncomingEnd {
@@ -174,7 +176,7 @@ impl ModuleChannels {
                     peer_address: peer_address.clone(),
                     peer_module: peer_module.clone(),
                     sent: 0,
-                    refused: 0,
+                    refused: Arc::default(),
                 });
             }
             ConnectionEnd::Receiver => {
@@ -233,14 +235,14 @@ impl ModuleChannels {
             .filter(|end| end.port == output && end.responses.is_none())
         {
             let Some(slot) = self.forwarder.reserve(&end.peer_address) else {
-                end.refused += 1;
+                end.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(format!(
                     "connection {} to {} at {} is backed up; event not sent",
                     end.connection, end.peer_module, end.peer_address
                 ));
             };
             let envelope = end.sender.seal(data).map_err(|e| e.to_string())?;
-            slot.send(end.peer_module.clone(), envelope);
+            slot.send(end.peer_module.clone(), envelope, end.refused.clone());
             end.sent += 1;
         }
         Ok(())
@@ -269,7 +271,12 @@ impl ModuleChannels {
                 )
             })?;
             let envelope = end.sender.seal(data).map_err(|e| e.to_string())?;
-            slot.ask(end.peer_module.clone(), envelope, answer_tx);
+            slot.ask(
+                end.peer_module.clone(),
+                envelope,
+                answer_tx,
+                end.refused.clone(),
+            );
             end.sent += 1;
             end.connection
         };
@@ -293,7 +300,7 @@ impl ModuleChannels {
         match responses.open(&envelope) {
             Ok(delivered) => Ok(delivered.payload),
             Err(rejection) => {
-                end.refused += 1;
+                end.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(module = %self.module, app = %end.app, port = %end.port, kind = rejection.kind(), reason = %rejection, "response rejected");
                 Err(format!("response rejected: {rejection}"))
             }
@@ -408,7 +415,7 @@ impl ModuleChannels {
                 port: end.port.clone(),
                 end: "sender".into(),
                 events: end.sent,
-                undelivered: end.refused + self.forwarder.undelivered(&end.peer_address),
+                undelivered: end.refused.load(Ordering::Relaxed),
                 missing: 0,
                 forged: 0,
                 replayed: 0,

@@ -37,33 +37,43 @@ pub(crate) struct Outbound {
     envelope: Vec<u8>,
     /// `Some` for a request: the peer's answer is handed there.
     answer: Option<AnswerSender>,
+    /// The sending connection's count of events the peer refused.
+    refused: Arc<AtomicU64>,
 }
 
 /// A reserved place in a link's queue: sealing happens only once it is held.
 pub(crate) struct Slot(mpsc::OwnedPermit<Outbound>);
 
 impl Slot {
-    pub(crate) fn send(self, module: String, envelope: Vec<u8>) {
+    /// Sends an event; a refusal by the peer is counted in `refused`.
+    pub(crate) fn send(self, module: String, envelope: Vec<u8>, refused: Arc<AtomicU64>) {
         self.0.send(Outbound {
             module,
             envelope,
             answer: None,
+            refused,
         });
     }
 
     /// Sends a request; the answer (or why there is none) goes to `answer`.
-    pub(crate) fn ask(self, module: String, envelope: Vec<u8>, answer: AnswerSender) {
+    pub(crate) fn ask(
+        self,
+        module: String,
+        envelope: Vec<u8>,
+        answer: AnswerSender,
+        refused: Arc<AtomicU64>,
+    ) {
         self.0.send(Outbound {
             module,
             envelope,
             answer: Some(answer),
+            refused,
         });
     }
 }
 
 struct Link {
     queue: mpsc::Sender<Outbound>,
-    undelivered: Arc<AtomicU64>,
     task: tokio::task::AbortHandle,
 }
 
@@ -98,7 +108,6 @@ impl Forwarder {
             let mut links = self.links();
             let link = links.entry(address.to_owned()).or_insert_with(|| {
                 let (queue, events) = mpsc::channel(LINK_QUEUE);
-                let undelivered = Arc::new(AtomicU64::new(0));
                 let task = self
                     .runtime
                     .spawn(run_link(
@@ -106,14 +115,9 @@ impl Forwarder {
                         self.node.clone(),
                         self.client.clone(),
                         events,
-                        undelivered.clone(),
                     ))
                     .abort_handle();
-                Link {
-                    queue,
-                    undelivered,
-                    task,
-                }
+                Link { queue, task }
             });
             link.queue.clone()
         };
@@ -131,13 +135,6 @@ impl Forwarder {
             link.task.abort();
         }
     }
-
-    /// Events the peer at `address` refused (rejected or unknown module) so far.
-    pub(crate) fn undelivered(&self, address: &str) -> u64 {
-        self.links()
-            .get(address)
-            .map_or(0, |link| link.undelivered.load(Ordering::Relaxed))
-    }
 }
 
 /// Keeps a session to `address` and sends it every queued event, reconnecting with backoff.
@@ -146,7 +143,6 @@ async fn run_link(
     node: String,
     client: AtlsClient,
     mut events: mpsc::Receiver<Outbound>,
-    undelivered: Arc<AtomicU64>,
 ) {
     let mut unacknowledged: VecDeque<Outbound> = VecDeque::new();
     let mut backoff = FIRST_BACKOFF;
@@ -205,7 +201,7 @@ async fn run_link(
                                 let _ = answer.try_send(outcome);
                             }
                             (None, Err(e)) => {
-                                undelivered.fetch_add(1, Ordering::Relaxed);
+                                event.refused.fetch_add(1, Ordering::Relaxed);
                                 tracing::warn!(node = %node, peer = %address, module = %event.module, reason = %e.message, "peer node refused an event");
                             }
                             (None, Ok(_)) => {}
