@@ -72,10 +72,22 @@ impl EventSender {
         }
     }
 
+    /// What this direction's AEAD protects.
+    pub fn protection(&self) -> Protection {
+        self.protection
+    }
+
     /// The counter the next event will carry (`None` once exhausted). A node persists a mark
     /// above it before using it, so that a restart resumes past every counter it used.
     pub fn next_counter(&self) -> Option<u64> {
         self.next
+    }
+
+    /// Switches to `key` (the connection was re-keyed): later events are sealed under it, and
+    /// their counters continue where the old key's stopped, so the receiver's order check holds
+    /// across the change. A nonce never repeats under one key because each key is new.
+    pub fn rekey(&mut self, key: &ConnectionKey) {
+        self.cipher = key.direction_cipher(self.connection, self.direction, self.protection);
     }
 
     /// Seals `payload` as the next event of this direction.
@@ -237,6 +249,9 @@ pub struct EventReceiver {
     direction: Direction,
     protection: Protection,
     cipher: ChaCha20Poly1305,
+    /// The key the sender switches to after a re-key, accepted beside the current one until
+    /// the first event under it is delivered, which retires the old key.
+    staged: Option<ChaCha20Poly1305>,
     /// The lowest acceptable counter; `None` once the last possible one was delivered.
     expected: Option<u64>,
 }
@@ -266,8 +281,27 @@ impl EventReceiver {
             direction,
             protection,
             cipher: key.direction_cipher(connection, direction, protection),
+            staged: None,
             expected: Some(expected),
         }
+    }
+
+    /// Stages `key` for a re-key: events under it are accepted beside the current key's (the
+    /// sender's events sealed before it switched may still be on their way), with one counter
+    /// order across both. The first authentic new event under `key` retires the old key, so
+    /// from then on an event under the old key is forged. Staging again replaces the staged key.
+    pub fn stage_key(&mut self, key: &ConnectionKey) {
+        self.staged = Some(key.direction_cipher(self.connection, self.direction, self.protection));
+    }
+
+    /// True while a staged key waits for its first event.
+    pub fn has_staged_key(&self) -> bool {
+        self.staged.is_some()
+    }
+
+    /// What this direction's AEAD protects.
+    pub fn protection(&self) -> Protection {
+        self.protection
     }
 
     /// The lowest counter still acceptable (`None` after the last possible event).
@@ -300,24 +334,32 @@ impl EventReceiver {
             counter: header.counter,
         })?;
         let tag = Tag::from(tag);
-        let mut payload = data.to_vec();
-        let verified = match self.protection {
-            Protection::Encrypted => {
-                let aad = associated_data(parsed.header_bytes, None);
-                self.cipher
-                    .decrypt_in_place_detached(&nonce.into(), &aad, &mut payload, &tag)
-            }
-            Protection::Authenticated => {
-                let aad = associated_data(parsed.header_bytes, Some(data));
-                self.cipher
-                    .decrypt_in_place_detached(&nonce.into(), &aad, &mut [], &tag)
-            }
+        let aad = associated_data(
+            parsed.header_bytes,
+            (self.protection == Protection::Authenticated).then_some(data),
+        );
+        let open_with = |cipher: &ChaCha20Poly1305| {
+            let mut payload = data.to_vec();
+            let body: &mut [u8] = match self.protection {
+                Protection::Encrypted => &mut payload,
+                Protection::Authenticated => &mut [],
+            };
+            cipher
+                .decrypt_in_place_detached(&nonce.into(), &aad, body, &tag)
+                .ok()
+                .map(|()| payload)
         };
-        if verified.is_err() {
-            return Err(Rejection::Forged {
-                counter: header.counter,
-            });
-        }
+        let (payload, under_staged) = match open_with(&self.cipher) {
+            Some(payload) => (payload, false),
+            None => match self.staged.as_ref().and_then(open_with) {
+                Some(payload) => (payload, true),
+                None => {
+                    return Err(Rejection::Forged {
+                        counter: header.counter,
+                    });
+                }
+            },
+        };
         let expected = match self.expected {
             Some(expected) if header.counter >= expected => expected,
             _ => {
@@ -328,6 +370,9 @@ impl EventReceiver {
             }
         };
         self.expected = header.counter.checked_add(1);
+        if under_staged && let Some(staged) = self.staged.take() {
+            self.cipher = staged;
+        }
         Ok(Delivered {
             payload,
             counter: header.counter,

@@ -259,3 +259,79 @@ fn oversized_payloads_are_refused_before_sealing() {
     ));
     assert_eq!(sender.next_counter(), Some(0));
 }
+
+#[test]
+fn a_rekey_keeps_one_counter_order_and_retires_the_old_key() {
+    for protection in [Protection::Encrypted, Protection::Authenticated] {
+        let old = ConnectionKey::generate().expect("randomness");
+        let new = ConnectionKey::generate().expect("randomness");
+        let mut sender = EventSender::new(&old, id(7), Direction::Forward, protection);
+        let mut receiver = EventReceiver::new(&old, id(7), Direction::Forward, protection);
+        let before: Vec<Vec<u8>> = (0..3)
+            .map(|n| sender.seal(format!("old {n}").as_bytes()).expect("seal"))
+            .collect();
+        // The receiver learns the new key first; the sender switches while events sealed
+        // under the old key are still on their way.
+        receiver.stage_key(&new);
+        sender.rekey(&new);
+        let after: Vec<Vec<u8>> = (3..6)
+            .map(|n| sender.seal(format!("new {n}").as_bytes()).expect("seal"))
+            .collect();
+        assert_eq!(sender.next_counter(), Some(6), "counters continue");
+
+        assert_eq!(receiver.open(&before[0]), Ok(delivered(b"old 0", 0, 0)));
+        assert_eq!(receiver.open(&before[1]), Ok(delivered(b"old 1", 1, 0)));
+        assert!(receiver.has_staged_key());
+        // Event 2 under the old key is lost on the way; the first new-key event reports it
+        // missing and retires the old key.
+        assert_eq!(receiver.open(&after[0]), Ok(delivered(b"new 3", 3, 1)));
+        assert!(!receiver.has_staged_key());
+        assert_eq!(
+            receiver.open(&before[2]),
+            Err(Rejection::Forged { counter: 2 }),
+            "the old key is retired: its events no longer authenticate"
+        );
+        // A replay under the new key is a replay, and order holds across the change.
+        assert_eq!(
+            receiver.open(&after[0]),
+            Err(Rejection::Replayed {
+                counter: 3,
+                expected: 4
+            })
+        );
+        assert_eq!(
+            receiver.open(&after[2]),
+            Ok(delivered(b"new 5", 5, 1)),
+            "{protection}"
+        );
+        assert_eq!(
+            receiver.open(&after[1]),
+            Err(Rejection::Replayed {
+                counter: 4,
+                expected: 6
+            })
+        );
+    }
+}
+
+#[test]
+fn a_new_key_nobody_staged_is_forged_and_a_staged_key_alone_moves_nothing() {
+    let old = ConnectionKey::generate().expect("randomness");
+    let new = ConnectionKey::generate().expect("randomness");
+    let other = ConnectionKey::generate().expect("randomness");
+    let protection = Protection::Encrypted;
+    let mut sender = EventSender::new(&old, id(7), Direction::Forward, protection);
+    let mut receiver = EventReceiver::new(&old, id(7), Direction::Forward, protection);
+    sender.rekey(&new);
+    let early = sender.seal(b"too early").expect("seal");
+    assert_eq!(receiver.open(&early), Err(Rejection::Forged { counter: 0 }));
+    assert_eq!(receiver.expected(), Some(0), "a forged event moves nothing");
+
+    // A staged key that is not the sender's changes nothing either.
+    receiver.stage_key(&other);
+    assert_eq!(receiver.open(&early), Err(Rejection::Forged { counter: 0 }));
+    assert!(receiver.has_staged_key());
+    // Staging again replaces the staged key.
+    receiver.stage_key(&new);
+    assert_eq!(receiver.open(&early), Ok(delivered(b"too early", 0, 0)));
+}

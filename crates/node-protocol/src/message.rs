@@ -81,6 +81,18 @@ pub enum Op {
         /// The component's bytes.
         wasm: Bytes,
     },
+    /// Replace loaded module `name` with new code, in place: the new version is compiled aside,
+    /// then swapped in between two deliveries, so events queued for the module wait for it and
+    /// none is lost or delivered twice. Its connections and timers stay attached (every port
+    /// they use must still be declared, with the same kind), its sealed state is handed over
+    /// (resealed under the new measurement), and it gets a new channel key pair, named in its
+    /// new claims: the deployer re-keys its connections next ([`Op::Rekey`]).
+    Update {
+        /// The module.
+        name: String,
+        /// The new component's bytes.
+        wasm: Bytes,
+    },
     /// Every loaded module.
     List,
     /// Stop and forget a module (its sealed state stays, bound to its measurement).
@@ -114,6 +126,18 @@ pub enum Op {
     /// Attaches one end of a connection to a module's port (from the deployer). The connection
     /// key arrives wrapped to the module's channel key, for exactly this context.
     Connect(ConnectSpec),
+    /// Gives an attached connection end a fresh key (from the deployer), wrapped like
+    /// [`Op::Connect`]'s. In two phases, so no event is refused on the way: without `activate`
+    /// the end accepts events under the new key beside the old one; with `activate` it also
+    /// seals what it sends under the new key. The deployer stages the key at both ends of a
+    /// connection before activating either. Counters continue across the change; the first
+    /// event that arrives under the new key retires the old one.
+    Rekey {
+        /// The end and its new wrapped key; `end` must match the attached end.
+        spec: ConnectSpec,
+        /// Switch the end's sending to the new key.
+        activate: bool,
+    },
     /// Feeds an input of a module with the same event every `every_ms` milliseconds, from a
     /// timer inside the node, until the module is unloaded.
     Periodic {
@@ -216,6 +240,9 @@ pub struct ConnectionInfo {
     pub replayed: u64,
     /// Events rejected as malformed, misrouted or downgraded (receiver only).
     pub malformed: u64,
+    /// How many times the end was re-keyed ([`Op::Rekey`] with `activate`).
+    #[serde(default)]
+    pub rekeys: u64,
 }
 
 impl Op {
@@ -225,6 +252,8 @@ impl Op {
             Self::Hello { .. } => "hello",
             Self::Status => "status",
             Self::Load { .. } => "load",
+            Self::Update { .. } => "update",
+            Self::Rekey { .. } => "rekey",
             Self::List => "list",
             Self::Unload { .. } => "unload",
             Self::Call { .. } => "call",
@@ -485,7 +514,7 @@ impl Request {
     pub fn validate(&self) -> Result<(), ProtocolError> {
         match &self.op {
             Op::Hello { .. } | Op::Status | Op::List => Ok(()),
-            Op::Load { name, wasm } => {
+            Op::Load { name, wasm } | Op::Update { name, wasm } => {
                 check_module_name(name)?;
                 if wasm.0.len() > MAX_MODULE_LEN {
                     return Err(ProtocolError::Invalid(format!(
@@ -498,7 +527,7 @@ impl Request {
             Op::Unload { name }
             | Op::Claims { module: name }
             | Op::Outputs { module: name, .. } => check_module_name(name),
-            Op::Connect(spec) => {
+            Op::Connect(spec) | Op::Rekey { spec, .. } => {
                 check_module_name(&spec.module)?;
                 check_port_name(&spec.port)?;
                 if spec.app.is_empty() || spec.app.len() > MAX_NAME_LEN {

@@ -295,6 +295,8 @@ async fn dispatch(ctx: &AdminContext, op: Op, exporter: &[u8; 32]) -> Result<Rep
             modules: ctx.host.count() as u64,
         })),
         Op::Load { name, wasm } => ctx.host.load(&name, wasm.0, true).await.map(Reply::Module),
+        Op::Update { name, wasm } => ctx.host.update(&name, wasm.0).await.map(Reply::Module),
+        Op::Rekey { spec, activate } => ctx.host.rekey(&spec, activate).map(|()| Reply::Connected),
         Op::List => Ok(Reply::Modules(ctx.host.list())),
         Op::Unload { name } => ctx.host.unload(&name).await.map(|()| Reply::Unloaded),
         Op::Call {

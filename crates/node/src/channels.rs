@@ -26,11 +26,46 @@ use crate::forward::Forwarder;
 /// A module's channel key pair and its connection ends.
 pub(crate) struct ModuleChannels {
     module: String,
-    measurement: [u8; 32],
-    keys: ModuleKeyPair,
+    /// The current instance's measurement and key pair: replaced when the module is updated,
+    /// while its connection ends (and their counters) stay.
+    identity: Mutex<ChannelIdentity>,
     forwarder: Arc<Forwarder>,
     outgoing: Mutex<Vec<OutgoingEnd>>,
     incoming: Mutex<BTreeMap<ConnectionId, IncomingEnd>>,
+}
+
+struct ChannelIdentity {
+    measurement: [u8; 32],
+    keys: ModuleKeyPair,
+}
+
+/// Which kind of port a connection end is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndPort {
+    Input,
+    Handler,
+    Output,
+    Request,
+}
+
+impl EndPort {
+    pub(crate) fn declared_in(self, manifest: &ModuleManifest) -> &[String] {
+        match self {
+            Self::Input => &manifest.inputs,
+            Self::Handler => &manifest.handlers,
+            Self::Output => &manifest.outputs,
+            Self::Request => &manifest.requests,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Handler => "handler",
+            Self::Output => "output",
+            Self::Request => "request",
+        }
+    }
 }
 
 struct OutgoingEnd {
@@ -43,6 +78,7 @@ struct OutgoingEnd {
     peer_address: String,
     peer_module: String,
     sent: u64,
+    rekeys: u64,
     /// Events not sent (queue full) or refused by the peer; the forwarder counts the latter.
     refused: Arc<AtomicU64>,
 }
@@ -54,10 +90,18 @@ struct IncomingEnd {
     /// For a request → handler connection: seals the handler's responses.
     responses: Option<EventSender>,
     delivered: u64,
+    rekeys: u64,
     missing: u64,
     forged: u64,
     replayed: u64,
     malformed: u64,
+}
+
+fn not_attached(app: &str, connection: ConnectionId, module: &str) -> ErrorReply {
+    ErrorReply::new(
+        ErrorKind::NotFound,
+        format!("connection {connection} of app {app:?} is not attached to module {module:?}"),
+    )
 }
 
 /// An incoming event or request that authenticated: the port to deliver it on and its payload.
@@ -82,8 +126,7 @@ impl ModuleChannels {
     ) -> Self {
         Self {
             module: module.to_owned(),
-            measurement,
-            keys,
+            identity: Mutex::new(ChannelIdentity { measurement, keys }),
             forwarder,
             outgoing: Mutex::default(),
             incoming: Mutex::default(),
@@ -92,7 +135,150 @@ impl ModuleChannels {
 
     /// The public half of the module's channel key pair (named in its claims).
     pub(crate) fn public_key(&self) -> [u8; 32] {
-        *self.keys.public().as_bytes()
+        *lock(&self.identity).keys.public().as_bytes()
+    }
+
+    /// The module was updated: keys wrapped from now on are opened with the new instance's
+    /// key pair, for its measurement. The ends stay attached, with their keys and counters,
+    /// until the deployer re-keys them.
+    pub(crate) fn replace_identity(&self, measurement: [u8; 32], keys: ModuleKeyPair) {
+        *lock(&self.identity) = ChannelIdentity { measurement, keys };
+    }
+
+    /// The ports connection ends are attached to, with their kinds.
+    pub(crate) fn ports_in_use(&self) -> Vec<(EndPort, String)> {
+        let mut ports: Vec<(EndPort, String)> = lock(&self.outgoing)
+            .iter()
+            .map(|end| {
+                let kind = if end.responses.is_some() {
+                    EndPort::Request
+                } else {
+                    EndPort::Output
+                };
+                (kind, end.port.clone())
+            })
+            .collect();
+        ports.extend(lock(&self.incoming).values().map(|end| {
+            let kind = if end.responses.is_some() {
+                EndPort::Handler
+            } else {
+                EndPort::Input
+            };
+            (kind, end.port.clone())
+        }));
+        ports
+    }
+
+    /// Opens the key `spec` carries, wrapped for exactly this module (its current instance),
+    /// port, application and connection.
+    fn unwrap_key(
+        &self,
+        spec: &ConnectSpec,
+    ) -> Result<(ConnectionId, events::ConnectionKey, Protection), ErrorReply> {
+        let connection = ConnectionId::new(spec.connection)
+            .map_err(|e| ErrorReply::new(ErrorKind::BadRequest, e.to_string()))?;
+        let wrapped = WrappedKey {
+            encapsulated: spec.wrapped_encapsulated.0.clone(),
+            ciphertext: spec.wrapped_ciphertext.0.clone(),
+        };
+        let identity = lock(&self.identity);
+        let context = WrapContext {
+            app: &spec.app,
+            connection,
+            module: &self.module,
+            port: &spec.port,
+            measurement: &identity.measurement,
+        };
+        let key = identity.keys.unwrap_key(&wrapped, &context).map_err(|e| {
+            ErrorReply::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "connection {connection} of app {:?}: {e} (was it wrapped to this module's current channel key?)",
+                    spec.app
+                ),
+            )
+        })?;
+        let protection = match spec.protection {
+            EventProtection::Encrypted => Protection::Encrypted,
+            EventProtection::Authenticated => Protection::Authenticated,
+        };
+        Ok((connection, key, protection))
+    }
+
+    /// Gives the attached end `spec` names its new key ([`node_protocol::Op::Rekey`]):
+    /// staged for receiving, and with `activate` used for sending too.
+    pub(crate) fn rekey(&self, spec: &ConnectSpec, activate: bool) -> Result<(), ErrorReply> {
+        let (connection, key, protection) = self.unwrap_key(spec)?;
+        let mismatch = |what: &str| {
+            Err(ErrorReply::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "connection {connection} of app {:?} on module {:?}: {what} does not match the attached end",
+                    spec.app, self.module
+                ),
+            ))
+        };
+        match &spec.end {
+            ConnectionEnd::Sender {
+                peer_address,
+                peer_module,
+            } => {
+                let mut outgoing = lock(&self.outgoing);
+                let Some(end) = outgoing
+                    .iter_mut()
+                    .find(|end| end.app == spec.app && end.connection == connection)
+                else {
+                    return Err(not_attached(&spec.app, connection, &self.module));
+                };
+                if end.port != spec.port {
+                    return mismatch("the port");
+                }
+                if &end.peer_address != peer_address || &end.peer_module != peer_module {
+                    return mismatch("the peer");
+                }
+                if end.sender.protection() != protection {
+                    return mismatch("the protection");
+                }
+                if let Some(responses) = end.responses.as_mut() {
+                    responses.stage_key(&key);
+                }
+                if activate {
+                    end.sender.rekey(&key);
+                    end.rekeys += 1;
+                }
+            }
+            ConnectionEnd::Receiver => {
+                let mut incoming = lock(&self.incoming);
+                let Some(end) = incoming
+                    .get_mut(&connection)
+                    .filter(|end| end.app == spec.app)
+                else {
+                    return Err(not_attached(&spec.app, connection, &self.module));
+                };
+                if end.port != spec.port {
+                    return mismatch("the port");
+                }
+                if end.receiver.protection() != protection {
+                    return mismatch("the protection");
+                }
+                end.receiver.stage_key(&key);
+                if activate {
+                    if let Some(responses) = end.responses.as_mut() {
+                        responses.rekey(&key);
+                    }
+                    end.rekeys += 1;
+                }
+            }
+        }
+        tracing::info!(
+            module = %self.module,
+            app = %spec.app,
+            %connection,
+            port = %spec.port,
+            activate,
+            "connection re-keyed"
+        );
+        Ok(())
     }
 
     /// Attaches the end `spec` describes, after opening its wrapped key for exactly this
@@ -103,8 +289,6 @@ impl ModuleChannels {
         manifest: &ModuleManifest,
     ) -> Result<(), ErrorReply> {
         let bad = |message: String| Err(ErrorReply::new(ErrorKind::BadRequest, message));
-        let connection = ConnectionId::new(spec.connection)
-            .map_err(|e| ErrorReply::new(ErrorKind::BadRequest, e.to_string()))?;
         // The end's port decides the connection's kind: one-way events (output → input) or
         // request → handler with responses in the reverse direction.
         let (one_way, two_way, what) = match spec.end {
@@ -123,30 +307,7 @@ impl ModuleChannels {
                 self.module, spec.port
             ));
         };
-        let wrapped = WrappedKey {
-            encapsulated: spec.wrapped_encapsulated.0.clone(),
-            ciphertext: spec.wrapped_ciphertext.0.clone(),
-        };
-        let context = WrapContext {
-            app: &spec.app,
-            connection,
-            module: &self.module,
-            port: &spec.port,
-            measurement: &self.measurement,
-        };
-        let key = self.keys.unwrap_key(&wrapped, &context).map_err(|e| {
-            ErrorReply::new(
-                ErrorKind::BadRequest,
-                format!(
-                    "connection {connection} of app {:?}: {e} (was it wrapped to this module's current channel key?)",
-                    spec.app
-                ),
-            )
-        })?;
-        let protection = match spec.protection {
-            EventProtection::Encrypted => Protection::Encrypted,
-            EventProtection::Authenticated => Protection::Authenticated,
-        };
+        let (connection, key, protection) = self.unwrap_key(spec)?;
         match &spec.end {
             ConnectionEnd::Sender {
                 peer_address,
@@ -176,6 +337,7 @@ impl ModuleChannels {
                     peer_address: peer_address.clone(),
                     peer_module: peer_module.clone(),
                     sent: 0,
+                    rekeys: 0,
                     refused: Arc::default(),
                 });
             }
@@ -205,6 +367,7 @@ impl ModuleChannels {
                             EventSender::new(&key, connection, Direction::Reverse, protection)
                         }),
                         delivered: 0,
+                        rekeys: 0,
                         missing: 0,
                         forged: 0,
                         replayed: 0,
@@ -420,6 +583,7 @@ impl ModuleChannels {
                 forged: 0,
                 replayed: 0,
                 malformed: 0,
+                rekeys: end.rekeys,
             })
             .collect();
         out.extend(lock(&self.incoming).iter().map(|(id, end)| ConnectionInfo {
@@ -433,6 +597,7 @@ impl ModuleChannels {
             forged: end.forged,
             replayed: end.replayed,
             malformed: end.malformed,
+            rekeys: end.rekeys,
         }));
         out
     }

@@ -19,7 +19,7 @@ use node_protocol::{
 use runtime::{EventSink, LoadedModule, Runtime, RuntimeError};
 use tokio::sync::oneshot;
 
-use crate::channels::ModuleChannels;
+use crate::channels::{EndPort, ModuleChannels};
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
 use crate::store::DataDir;
@@ -138,9 +138,11 @@ impl runtime::RequestRouter for ModuleRouter {
 /// One hosted module: what is known about it, and the queue to its worker.
 struct ModuleHandle {
     name: String,
-    measurement: String,
-    manifest: ModuleManifest,
-    claims_json: String,
+    /// The running version: replaced by an update.
+    loaded: Mutex<Loaded>,
+    /// Where the module's events and requests go; an updated version keeps them.
+    sink: Arc<dyn EventSink>,
+    router: Arc<dyn runtime::RequestRouter>,
     jobs: Mutex<Option<SyncSender<Job>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     outputs: Arc<OutputQueue>,
@@ -154,12 +156,24 @@ struct ModuleHandle {
 }
 
 impl ModuleHandle {
+    fn loaded(&self) -> Loaded {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn manifest(&self) -> ModuleManifest {
+        self.loaded().manifest
+    }
+
     fn info(&self) -> ModuleInfo {
         let (queued, dropped) = self.outputs.counts();
+        let loaded = self.loaded();
         ModuleInfo {
             name: self.name.clone(),
-            measurement: self.measurement.clone(),
-            manifest: self.manifest.clone(),
+            measurement: loaded.measurement,
+            manifest: loaded.manifest,
             calls: self.calls.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             last_error: self
@@ -206,6 +220,7 @@ pub(crate) struct ModuleHost {
 }
 
 /// What loading produced, sent back from the worker thread.
+#[derive(Clone)]
 struct Loaded {
     measurement: String,
     manifest: ModuleManifest,
@@ -283,19 +298,27 @@ impl ModuleHost {
             channels: channels.clone(),
         });
         let channel_key = channels.public_key();
-        let router = Arc::new(ModuleRouter {
+        let router: Arc<dyn runtime::RequestRouter> = Arc::new(ModuleRouter {
             channels: channels.clone(),
         });
+        let sink: Arc<dyn EventSink> = sink;
         let (jobs, queue) = mpsc::sync_channel::<Job>(CALL_QUEUE);
         let (loaded_tx, loaded_rx) = oneshot::channel::<Result<Loaded, RuntimeError>>();
         let runtime = self.runtime.clone();
         let module_name = name.to_owned();
         let wasm = bytes.clone();
+        let (worker_sink, worker_router) = (sink.clone(), router.clone());
         let worker = std::thread::Builder::new()
             .name(format!("module-{name}"))
             .stack_size(WORKER_STACK)
             .spawn(move || {
-                let loaded = runtime.load_attached(&module_name, &wasm, sink, router, channel_key);
+                let loaded = runtime.load_attached(
+                    &module_name,
+                    &wasm,
+                    worker_sink,
+                    worker_router,
+                    channel_key,
+                );
                 drop(wasm);
                 let mut module = match loaded {
                     Ok(module) => module,
@@ -304,11 +327,7 @@ impl ModuleHost {
                         return;
                     }
                 };
-                let _ = loaded_tx.send(Ok(Loaded {
-                    measurement: module.measurement().to_hex(),
-                    manifest: manifest_of(module.manifest()),
-                    claims_json: serde_json::to_string(module.signed_claims()).unwrap_or_default(),
-                }));
+                let _ = loaded_tx.send(Ok(Loaded::of(&module)));
                 // Runs until the queue's sender is dropped (unload, shutdown).
                 while let Ok(job) = queue.recv() {
                     job(&mut module);
@@ -320,15 +339,7 @@ impl ModuleHost {
             })?;
         let loaded = match loaded_rx.await {
             Ok(Ok(loaded)) => loaded,
-            Ok(Err(e)) => {
-                let kind = match e {
-                    RuntimeError::State(_) | RuntimeError::Setup(_) | RuntimeError::Claims(_) => {
-                        ErrorKind::Internal
-                    }
-                    _ => ErrorKind::InvalidModule,
-                };
-                return Err(ErrorReply::new(kind, format!("cannot load {name:?}: {e}")));
-            }
+            Ok(Err(e)) => return Err(load_error(name, e)),
             Err(_) => {
                 return Err(ErrorReply::new(
                     ErrorKind::Internal,
@@ -354,9 +365,9 @@ impl ModuleHost {
         }
         Ok(Arc::new(ModuleHandle {
             name: name.to_owned(),
-            measurement: loaded.measurement,
-            manifest: loaded.manifest,
-            claims_json: loaded.claims_json,
+            loaded: Mutex::new(loaded),
+            sink,
+            router,
             jobs: Mutex::new(Some(jobs)),
             worker: Mutex::new(Some(worker)),
             outputs,
@@ -373,6 +384,21 @@ impl ModuleHost {
     /// node's sealing secret, the measurement, the name and a fresh instance id, so every load
     /// gets its own pair and keys wrapped for an earlier instance no longer open.
     fn channels_for(&self, name: &str, bytes: &[u8]) -> Result<ModuleChannels, ErrorReply> {
+        let (measurement, keys) = self.channel_keys(name, bytes)?;
+        Ok(ModuleChannels::new(
+            name,
+            measurement,
+            keys,
+            self.forwarder.clone(),
+        ))
+    }
+
+    /// The measurement of `bytes` and a channel key pair for a new instance of it.
+    fn channel_keys(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<([u8; 32], ModuleKeyPair), ErrorReply> {
         let measurement = Measurement256(Digest256::of(bytes).0);
         let mut instance = [0u8; 16];
         getrandom::fill(&mut instance).map_err(|e| {
@@ -399,18 +425,18 @@ impl ModuleHost {
         };
         let keys = ModuleKeyPair::derive(material.as_ref())
             .map_err(|e| ErrorReply::new(ErrorKind::Internal, e.to_string()))?;
-        Ok(ModuleChannels::new(
-            name,
-            measurement.0,
-            keys,
-            self.forwarder.clone(),
-        ))
+        Ok((measurement.0, keys))
     }
 
     /// Attaches a connection end to one of a module's ports.
     pub(crate) fn connect(&self, spec: &ConnectSpec) -> Result<(), ErrorReply> {
         let handle = self.get(&spec.module)?;
-        handle.channels.connect(spec, &handle.manifest)
+        handle.channels.connect(spec, &handle.manifest())
+    }
+
+    /// Gives an attached connection end its new key ([`node_protocol::Op::Rekey`]).
+    pub(crate) fn rekey(&self, spec: &ConnectSpec, activate: bool) -> Result<(), ErrorReply> {
+        self.get(&spec.module)?.channels.rekey(spec, activate)
     }
 
     /// Feeds `input` of module `name` with `payload` every `every`, from a timer task that
@@ -425,12 +451,13 @@ impl ModuleHost {
         payload: Vec<u8>,
     ) -> Result<(), ErrorReply> {
         let handle = self.get(name)?;
-        if !handle.manifest.inputs.iter().any(|i| i == input) {
+        let manifest = handle.manifest();
+        if !manifest.inputs.iter().any(|i| i == input) {
             return Err(ErrorReply::new(
                 ErrorKind::BadRequest,
                 format!(
                     "module {name:?} declares no input {input:?} (its inputs: {})",
-                    handle.manifest.inputs.join(", ")
+                    manifest.inputs.join(", ")
                 ),
             ));
         }
@@ -578,6 +605,7 @@ impl ModuleHost {
         let (reply_tx, reply_rx) = oneshot::channel();
         let worker_handle = handle.clone();
         let metrics = self.metrics.clone();
+        let is_port = matches!(delivery, Delivery::Port { .. });
         let delivery_kind = match &delivery {
             Delivery::Port { kind, .. } => *kind,
             Delivery::Event(_) => CallKind::Input,
@@ -654,6 +682,22 @@ impl ModuleHost {
             h.busy.store(false, Ordering::Relaxed);
             let _ = reply_tx.send(reply);
         });
+        // Events and requests from peers wait for room (the link behind them waits too, which
+        // keeps their order); an admin's call is refused as busy instead.
+        let wait = !matches!(delivery_kind, CallKind::Entry) && !is_port;
+        Self::submit(&handle, job, wait).await?;
+        reply_rx.await.unwrap_or_else(|_| {
+            Err(ErrorReply::new(
+                ErrorKind::Internal,
+                format!("module {name:?}'s worker stopped during the call"),
+            ))
+        })
+    }
+
+    /// Queues `job` for the module's worker. When the queue is full, `wait` keeps trying for up
+    /// to [`REQUEST_TIMEOUT`]; otherwise the module is reported busy.
+    async fn submit(handle: &ModuleHandle, job: Job, wait: bool) -> Result<(), ErrorReply> {
+        let name = &handle.name;
         let sender = handle
             .jobs
             .lock()
@@ -665,27 +709,149 @@ impl ModuleHost {
                 format!("module {name:?} is being unloaded"),
             ));
         };
-        match sender.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(ErrorReply::new(
-                    ErrorKind::Busy,
-                    format!("module {name:?} has {CALL_QUEUE} calls waiting; try again later"),
-                ));
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let mut job = job;
+        loop {
+            match sender.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(back)) if wait && Instant::now() < deadline => {
+                    job = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(TrySendError::Full(_)) => {
+                    return Err(ErrorReply::new(
+                        ErrorKind::Busy,
+                        format!("module {name:?} has {CALL_QUEUE} calls waiting; try again later"),
+                    ));
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(ErrorReply::new(
+                        ErrorKind::NotFound,
+                        format!("module {name:?} stopped"),
+                    ));
+                }
             }
-            Err(TrySendError::Disconnected(_)) => {
+        }
+    }
+
+    /// Replaces module `name` with the component `bytes`, in place ([`node_protocol::Op::Update`]):
+    /// compiled aside while the old version keeps serving, then swapped in on the module's
+    /// worker between two deliveries, with the sealed state handed over. Refused, with the old
+    /// version still running, when the new one cannot serve every attached port.
+    pub(crate) async fn update(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<ModuleInfo, ErrorReply> {
+        let handle = self.get(name)?;
+        let before = handle.loaded();
+        let (measurement, keys) = self.channel_keys(name, &bytes)?;
+        let channel_key = *keys.public().as_bytes();
+        let runtime = self.runtime.clone();
+        let (sink, router) = (handle.sink.clone(), handle.router.clone());
+        let module_name = name.to_owned();
+        let wasm = bytes.clone();
+        let (built_tx, built_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("update-{name}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || {
+                let built = runtime.load_attached(&module_name, &wasm, sink, router, channel_key);
+                let _ = built_tx.send(built);
+            })
+            .map_err(|e| {
+                ErrorReply::new(ErrorKind::Internal, format!("cannot start a thread: {e}"))
+            })?;
+        let new_module = built_rx
+            .await
+            .map_err(|_| {
+                ErrorReply::new(
+                    ErrorKind::Internal,
+                    format!("the thread loading the new version of {name:?} stopped"),
+                )
+            })?
+            .map_err(|e| load_error(name, e))?;
+        let new_manifest = manifest_of(new_module.manifest());
+        let timers: Vec<String> = handle
+            .periodic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(input, _)| input.clone())
+            .collect();
+        let in_use = handle
+            .channels
+            .ports_in_use()
+            .into_iter()
+            .chain(timers.into_iter().map(|input| (EndPort::Input, input)));
+        for (kind, port) in in_use {
+            if !kind.declared_in(&new_manifest).contains(&port) {
                 return Err(ErrorReply::new(
-                    ErrorKind::NotFound,
-                    format!("module {name:?} stopped"),
+                    ErrorKind::BadRequest,
+                    format!(
+                        "the new version of {name:?} declares no {} {port:?}, which its connections or timers use; the running version stays",
+                        kind.as_str()
+                    ),
                 ));
             }
         }
-        reply_rx.await.unwrap_or_else(|_| {
-            Err(ErrorReply::new(
-                ErrorKind::Internal,
-                format!("module {name:?}'s worker stopped during the call"),
-            ))
-        })
+        let (swapped_tx, swapped_rx) = oneshot::channel::<Result<Loaded, RuntimeError>>();
+        let channels = handle.channels.clone();
+        let job: Job = Box::new(move |module: &mut LoadedModule| {
+            let mut new_module = new_module;
+            // The same code shares its sealed store already; other code gets a copy.
+            if module.measurement() != new_module.measurement()
+                && let Some(entries) = module.sealed_entries()
+                && let Err(e) = new_module.take_over_state(entries)
+            {
+                let _ = swapped_tx.send(Err(e));
+                return;
+            }
+            let loaded = Loaded::of(&new_module);
+            channels.replace_identity(measurement, keys);
+            *module = new_module;
+            let _ = swapped_tx.send(Ok(loaded));
+        });
+        Self::submit(&handle, job, true).await?;
+        let loaded = swapped_rx
+            .await
+            .map_err(|_| {
+                ErrorReply::new(
+                    ErrorKind::Internal,
+                    format!("module {name:?}'s worker stopped during the update"),
+                )
+            })?
+            .map_err(|e| {
+                ErrorReply::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "cannot hand {name:?}'s sealed state to its new version: {e}; the running version stays"
+                    ),
+                )
+            })?;
+        *handle.loaded.lock().unwrap_or_else(|e| e.into_inner()) = loaded.clone();
+        tracing::info!(
+            module = %name,
+            from = %before.measurement,
+            to = %loaded.measurement,
+            "module updated in place"
+        );
+        let store = self.store.clone();
+        let stored_name = name.to_owned();
+        let now = attest::UnixTime::now().as_secs();
+        tokio::task::spawn_blocking(move || store.replace(&stored_name, &bytes, now))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|e| {
+                ErrorReply::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "module {name:?} runs its new version, but storing it failed ({e}): a restart would bring back the old one"
+                    ),
+                )
+            })?;
+        Ok(handle.info())
     }
 
     /// Takes up to `max` buffered output events, and the dropped count.
@@ -699,7 +865,7 @@ impl ModuleHost {
 
     /// The signed module claims as JSON.
     pub(crate) fn claims(&self, name: &str) -> Result<String, ErrorReply> {
-        Ok(self.get(name)?.claims_json.clone())
+        Ok(self.get(name)?.loaded().claims_json)
     }
 
     /// Closes every module's queue and waits (at most `grace`) for running calls to finish,
@@ -732,6 +898,16 @@ impl ModuleHost {
     }
 }
 
+impl Loaded {
+    fn of(module: &LoadedModule) -> Self {
+        Self {
+            measurement: module.measurement().to_hex(),
+            manifest: manifest_of(module.manifest()),
+            claims_json: serde_json::to_string(module.signed_claims()).unwrap_or_default(),
+        }
+    }
+}
+
 fn manifest_of(m: &runtime::Manifest) -> ModuleManifest {
     ModuleManifest {
         inputs: m.inputs.clone(),
@@ -740,6 +916,16 @@ fn manifest_of(m: &runtime::Manifest) -> ModuleManifest {
         handlers: m.handlers.clone(),
         entries: m.entries.clone(),
     }
+}
+
+fn load_error(name: &str, e: RuntimeError) -> ErrorReply {
+    let kind = match e {
+        RuntimeError::State(_) | RuntimeError::Setup(_) | RuntimeError::Claims(_) => {
+            ErrorKind::Internal
+        }
+        _ => ErrorKind::InvalidModule,
+    };
+    ErrorReply::new(kind, format!("cannot load {name:?}: {e}"))
 }
 
 fn error_kind(e: &RuntimeError) -> ErrorKind {

@@ -99,6 +99,19 @@ impl DataDir {
         Ok(stored)
     }
 
+    /// Stores `bytes` as the new version of module `name`, then drops the old version's bytes
+    /// unless another name uses them.
+    pub fn replace(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        loaded_at: u64,
+    ) -> Result<StoredModule, NodeError> {
+        let stored = self.save(name, bytes, loaded_at)?;
+        self.collect_garbage()?;
+        Ok(stored)
+    }
+
     /// Forgets module `name`: its metadata goes (the commit point), then its bytes unless
     /// another name uses them. Sealed state is kept: it belongs to the measurement.
     pub fn remove(&self, name: &str) -> Result<(), NodeError> {

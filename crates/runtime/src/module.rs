@@ -189,6 +189,36 @@ impl LoadedModule {
         })
     }
 
+    /// A copy of the module's sealed state (`None` when the runtime seals nothing), to hand over
+    /// to another version of the module ([`Self::take_over_state`]).
+    pub fn sealed_entries(&self) -> Option<std::collections::BTreeMap<String, Vec<u8>>> {
+        self.state.as_ref().map(|store| {
+            store
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entries()
+                .clone()
+        })
+    }
+
+    /// Makes `entries` this module's whole sealed state (handed over from the version it
+    /// replaces, or from the same module on another node), sealed under this module's own key,
+    /// and restarts the instance so no value read before the hand-over lingers in its memory.
+    pub fn take_over_state(
+        &mut self,
+        entries: std::collections::BTreeMap<String, Vec<u8>>,
+    ) -> Result<(), RuntimeError> {
+        let store = self.state.as_ref().ok_or_else(|| {
+            RuntimeError::State("this runtime seals no state, so none can be handed over".into())
+        })?;
+        store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(entries)
+            .map_err(RuntimeError::State)?;
+        self.restart()
+    }
+
     /// Replaces the instance with a fresh one (after a trap, or to reset guest memory). Sealed
     /// state is kept; the manifest must not change.
     pub fn restart(&mut self) -> Result<(), RuntimeError> {

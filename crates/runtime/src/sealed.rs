@@ -267,6 +267,47 @@ impl SealedStore {
         Ok(())
     }
 
+    /// Every entry, in key order.
+    pub fn entries(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.entries
+    }
+
+    /// Replaces every entry with `entries` (state handed over from another version of the
+    /// module) and persists; on error nothing changes. The same limits as [`Self::set`] apply.
+    pub fn replace(&mut self, entries: BTreeMap<String, Vec<u8>>) -> Result<(), String> {
+        if entries.len() > MAX_ENTRIES {
+            return Err(format!(
+                "{} state keys are more than the {MAX_ENTRIES} allowed",
+                entries.len()
+            ));
+        }
+        let mut total = 0usize;
+        for (key, value) in &entries {
+            if key.is_empty() || key.len() > MAX_KEY_LEN {
+                return Err(format!("state key must have 1 to {MAX_KEY_LEN} bytes"));
+            }
+            if value.len() > MAX_VALUE_LEN {
+                return Err(format!(
+                    "state value of {} bytes is larger than the {MAX_VALUE_LEN} allowed",
+                    value.len()
+                ));
+            }
+            total += key.len() + value.len();
+        }
+        if total > MAX_TOTAL_LEN {
+            return Err(format!(
+                "sealed state would hold {total} bytes, more than the {MAX_TOTAL_LEN} allowed"
+            ));
+        }
+        let previous = std::mem::replace(&mut self.entries, entries);
+        if let Err(e) = self.persist() {
+            self.entries = previous;
+            return Err(e);
+        }
+        self.total_len = total;
+        Ok(())
+    }
+
     /// Removes `key` and persists; on error nothing changes.
     pub fn delete(&mut self, key: &str) -> Result<(), String> {
         let Some(previous) = self.entries.remove(key) else {
@@ -528,6 +569,30 @@ mod tests {
         assert!(store.set(&"k".repeat(MAX_KEY_LEN + 1), b"x").is_err());
         assert!(store.set("k", &vec![0; MAX_VALUE_LEN + 1]).is_err());
         assert_eq!(store.get("k"), None);
+    }
+
+    #[test]
+    fn handed_over_state_is_resealed_under_the_new_measurement() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = NodeSecret::from_bytes([7; 32]);
+        let mut old = SealedStore::open(dir.path(), &secret, M1).unwrap();
+        old.set("count", b"41").unwrap();
+        old.set("threshold", b"30").unwrap();
+        let mut new = SealedStore::open(dir.path(), &secret, M2).unwrap();
+        new.set("stale", b"x").unwrap();
+        new.replace(old.entries().clone()).unwrap();
+        let reopened = SealedStore::open(dir.path(), &secret, M2).unwrap();
+        assert_eq!(reopened.entries(), old.entries(), "exactly the old entries");
+        assert_eq!(reopened.get("stale"), None);
+        // Refused hand-overs change nothing.
+        let mut too_big = BTreeMap::new();
+        too_big.insert("k".to_owned(), vec![0; MAX_VALUE_LEN + 1]);
+        assert!(new.replace(too_big).is_err());
+        let mut empty_key = BTreeMap::new();
+        empty_key.insert(String::new(), b"v".to_vec());
+        assert!(new.replace(empty_key).is_err());
+        let reopened = SealedStore::open(dir.path(), &secret, M2).unwrap();
+        assert_eq!(reopened.get("count"), Some(&b"41"[..]));
     }
 
     #[test]

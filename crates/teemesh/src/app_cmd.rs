@@ -48,6 +48,29 @@ pub(crate) enum AppCommand {
         #[arg(long)]
         follow: bool,
     },
+    /// Replace a module with a new version while events flow: the node swaps it in place
+    /// between two deliveries and hands its sealed state over; the new claims are verified and
+    /// every connection of the module gets a fresh key.
+    Update {
+        #[command(flatten)]
+        state: crate::app_run::StateArgs,
+        /// The module.
+        module: String,
+        /// The new version (a component).
+        #[arg(value_name = "NEW.wasm")]
+        wasm: PathBuf,
+        /// The new version's reference measurement (SHA-256, hex): required when the
+        /// deployment pins reference values; the file must have exactly it.
+        #[arg(long, value_name = "HEX")]
+        measurement: Option<String>,
+    },
+    /// Give every connection (of MODULE) a fresh key, with no event refused on the way.
+    Rekey {
+        #[command(flatten)]
+        state: crate::app_run::StateArgs,
+        /// Only this module's connections.
+        module: Option<String>,
+    },
     /// Stop the application: unload its modules (their sealed state stays on the nodes) and
     /// mark the state file disabled.
     Disable {
@@ -77,6 +100,13 @@ pub(crate) fn run(cmd: AppCommand) -> Result<()> {
             output,
             follow,
         } => crate::app_run::output(&state, &module, output.as_deref(), follow),
+        AppCommand::Update {
+            state,
+            module,
+            wasm,
+            measurement,
+        } => crate::app_update::update(&state, &module, &wasm, measurement.as_deref()),
+        AppCommand::Rekey { state, module } => crate::app_update::rekey(&state, module.as_deref()),
         AppCommand::Disable { state } => crate::app_run::stop(&state, false),
         AppCommand::Reset { state } => crate::app_run::stop(&state, true),
     }

@@ -35,13 +35,17 @@ pub(crate) struct StateArgs {
 }
 
 /// The admin key and endorsements a command reaches its nodes with, read once.
-struct Access {
+pub(crate) struct Access {
     key: AdminKey,
     endorsements: Endorsements,
 }
 
 impl StateArgs {
-    fn access(&self) -> Result<Access> {
+    pub(crate) fn state_file(&self) -> Result<(AppState, PathBuf)> {
+        AppState::load(self.state.as_deref(), self.app.as_deref())
+    }
+
+    pub(crate) fn access(&self) -> Result<Access> {
         Ok(Access {
             key: crate::home::admin_key(self.key.as_deref())?,
             endorsements: Endorsements::load(&self.endorsements)?,
@@ -50,10 +54,19 @@ impl StateArgs {
 }
 
 async fn connect(access: &Access, node: &NodeState) -> Result<AdminClient> {
+    Ok(connect_verified(access, node).await?.0)
+}
+
+/// An admin session with `node`, appraised under the policy it was deployed with, and the
+/// verifier that appraised it (for the claims of its modules).
+pub(crate) async fn connect_verified(
+    access: &Access,
+    node: &NodeState,
+) -> Result<(AdminClient, Arc<PeerVerifier>)> {
     let policy = AppraisalPolicy::from_toml(&node.policy)
         .with_context(|| format!("node {}: the state file's policy", node.name))?;
     let verifier = Arc::new(PeerVerifier::new(policy, access.endorsements.clone()));
-    let client = AdminClient::connect(&node.address, &access.key, verifier)
+    let client = AdminClient::connect(&node.address, &access.key, verifier.clone())
         .await
         .map_err(|e| refusal(e).context(format!("node {} at {}", node.name, node.address)))?;
     let measurement = client
@@ -67,7 +80,7 @@ async fn connect(access: &Access, node: &NodeState) -> Result<AdminClient> {
             node.name, node.measurement
         );
     }
-    Ok(client)
+    Ok((client, verifier))
 }
 
 /// `teemesh app status`: every module with its calls and its connections' counters.

@@ -138,6 +138,17 @@ impl AppState {
     }
 
     /// Refuses a disabled application.
+    /// The connections with an end at `module` (every connection for `None`).
+    pub(crate) fn connections_of(&self, module: Option<&str>) -> Vec<&ConnectionState> {
+        let at = |reference: &str, module: &str| {
+            reference.split_once('.').is_some_and(|(m, _)| m == module)
+        };
+        self.connections
+            .iter()
+            .filter(|c| module.is_none_or(|m| at(&c.from, m) || at(&c.to, m)))
+            .collect()
+    }
+
     pub(crate) fn require_enabled(&self) -> Result<()> {
         if self.disabled {
             bail!(

@@ -9,6 +9,7 @@ mod admin_cmd;
 mod app_cmd;
 mod app_run;
 mod app_state;
+mod app_update;
 mod atls_cmd;
 mod attest_cmd;
 mod bench;

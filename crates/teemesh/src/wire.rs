@@ -65,6 +65,19 @@ pub(crate) async fn load_attested(
     let Reply::Module(info) = reply else {
         bail!("module {name}: the node did not answer the load");
     };
+    verify_claims(client, verifier, name, Digest256::of(wasm).0, info.manifest).await
+}
+
+/// Fetches the claims the node signs for its module `name` and verifies them under `verifier`:
+/// the node's evidence, the signature, the certificate of this very session, and that the
+/// module's measurement is `measurement`.
+pub(crate) async fn verify_claims(
+    client: &mut AdminClient,
+    verifier: &PeerVerifier,
+    name: &str,
+    measurement: [u8; 32],
+    manifest: ModuleManifest,
+) -> Result<AttestedModule> {
     let Reply::Claims {
         signed_claims_json,
         node_certificate,
@@ -87,7 +100,6 @@ pub(crate) async fn load_attested(
     }
     let verified = verify_module_claims(&node_certificate.0, &signed, verifier)
         .map_err(|e| PeerRefused(format!("module {name}: {e}")))?;
-    let measurement = Digest256::of(wasm).0;
     verified
         .require_measurement(&Measurement256(measurement))
         .map_err(|e| PeerRefused(format!("module {name}: {e}")))?;
@@ -99,7 +111,7 @@ pub(crate) async fn load_attested(
         name: name.to_owned(),
         measurement,
         channel_key: ModulePublicKey::from_bytes(channel_key.0),
-        manifest: info.manifest,
+        manifest,
     })
 }
 

@@ -1,0 +1,263 @@
+#![allow(clippy::unwrap_used)]
+//! `teemesh app update` and `teemesh app rekey` on three real node processes while events flow:
+//! the relay in the middle of source → relay → sink is replaced by a new version (another
+//! measurement) while a client keeps emitting at the source and asking the relay's handler.
+//! Counted end to end afterwards: every event emitted reached the relay and the sink exactly
+//! once, none missing, replayed or forged; the relay's sealed state was handed to the new
+//! version; every connection of the relay has a new key. A version that cannot serve the
+//! relay's connections, or whose measurement is not the one given, is refused and the running
+//! version stays.
+
+#[path = "../../runtime/tests/guest/mod.rs"]
+mod guest;
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{NodeProcess, TEEMESH};
+
+fn teemesh(home: &Path, args: &[&str]) -> Output {
+    Command::new(TEEMESH)
+        .args(args)
+        .env("TEEMESH_HOME", home)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn descriptor(nodes: [&NodeProcess; 3]) -> String {
+    format!(
+        r#"app: relay-update
+appraisal:
+  require_reference_values: false
+nodes:
+  - {{name: node-a, address: "{a}", platform: sim, policy: {{allow_simulated: true}}}}
+  - {{name: node-b, address: "{b}", platform: sim, policy: {{allow_simulated: true}}}}
+  - {{name: node-c, address: "{c}", platform: sim, policy: {{allow_simulated: true}}}}
+modules:
+  - {{name: source, wasm: guest.wasm, node: node-a, outputs: [out], requests: [query], entries: [emit, ask]}}
+  - {{name: relay, wasm: guest.wasm, node: node-b, inputs: [in], outputs: [out], handlers: [answer], entries: [state-set, state-get]}}
+  - {{name: sink, wasm: guest.wasm, node: node-c, inputs: [in]}}
+connections:
+  - {{from: source.out, to: relay.in}}
+  - {{from: relay.out, to: sink.in, protection: authenticated}}
+  - {{from: source.query, to: relay.answer}}
+expose: [source.emit, source.ask, relay.state-set, relay.state-get]
+"#,
+        a = nodes[0].admin,
+        b = nodes[1].admin,
+        c = nodes[2].admin,
+    )
+}
+
+/// The receiving ends' counters of `module` in `app status`, by connection id.
+fn receivers(status: &Value, module: &str) -> Vec<Value> {
+    let entry = status["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == module)
+        .unwrap();
+    entry["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["end"] == "receiver")
+        .cloned()
+        .collect()
+}
+
+fn measurement_in(status: &Value, module: &str) -> String {
+    status["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == module)
+        .unwrap()["measurement"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_module_is_updated_and_rekeyed_while_events_flow_with_none_lost_or_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let key = ok(&teemesh(&home, &["admin", "key"])).trim().to_owned();
+    let a = NodeProcess::start(dir.path(), "node-a", &key);
+    let b = NodeProcess::start(dir.path(), "node-b", &key);
+    let c = NodeProcess::start(dir.path(), "node-c", &key);
+    std::fs::write(dir.path().join("guest.wasm"), guest::component()).unwrap();
+    let v1 = guest::build(&guest::Options {
+        variant: 1,
+        ..guest::Options::default()
+    });
+    let v1_path = dir.path().join("relay-v1.wasm");
+    std::fs::write(&v1_path, &v1).unwrap();
+    let v1_measurement = hex::encode(attest::Digest256::of(&v1).0);
+    let app = dir.path().join("app.yaml");
+    std::fs::write(&app, descriptor([&a, &b, &c])).unwrap();
+    ok(&teemesh(&home, &["deploy", app.to_str().unwrap()]));
+    ok(&teemesh(
+        &home,
+        &["app", "call", "relay", "state-set", "count=7"],
+    ));
+
+    // A client keeps the application busy: events through source → relay → sink, and every
+    // fourth call a request to the relay's handler.
+    let stop = Arc::new(AtomicBool::new(false));
+    let emitted = Arc::new(AtomicU64::new(0));
+    let client = {
+        let (home, stop, emitted) = (home.clone(), stop.clone(), emitted.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let out = teemesh(&home, &["app", "call", "source", "emit", &format!("{n}")]);
+                ok(&out);
+                emitted.fetch_add(1, Ordering::Relaxed);
+                if n % 4 == 3 {
+                    let asked: Value = serde_json::from_str(&ok(&teemesh(
+                        &home,
+                        &["app", "call", "source", "ask", "ping"],
+                    )))
+                    .unwrap();
+                    assert_eq!(
+                        hex::decode(asked["result"].as_str().unwrap()).unwrap(),
+                        b"answer:ping",
+                        "{asked}"
+                    );
+                }
+                n += 1;
+            }
+        })
+    };
+    let wait_for = |count: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while emitted.load(Ordering::Relaxed) < count {
+            assert!(Instant::now() < deadline, "the client stalled");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(4);
+
+    // The update itself, while the client runs.
+    let out = teemesh(
+        &home,
+        &["app", "update", "relay", v1_path.to_str().unwrap()],
+    );
+    let updated: Value = serde_json::from_str(&ok(&out)).unwrap();
+    let progress = String::from_utf8_lossy(&out.stderr);
+    for n in 1..=4 {
+        assert!(progress.contains(&format!("[{n}/4]")), "{progress}");
+    }
+    assert_eq!(updated["measurement"], v1_measurement.as_str());
+    assert_eq!(
+        updated["rekeyed"],
+        serde_json::json!([1, 2, 3]),
+        "{updated}"
+    );
+    let after_update = emitted.load(Ordering::Relaxed);
+    wait_for(after_update + 4);
+
+    // A key rotation of every connection, also while the client runs.
+    let rotated: Value = serde_json::from_str(&ok(&teemesh(&home, &["app", "rekey"]))).unwrap();
+    assert_eq!(rotated["rekeyed"], serde_json::json!([1, 2, 3]));
+    wait_for(emitted.load(Ordering::Relaxed) + 4);
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    let total = emitted.load(Ordering::Relaxed);
+
+    // Counted end to end: every event arrived at the relay and at the sink once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status: Value = serde_json::from_str(&ok(&teemesh(&home, &["app", "status"]))).unwrap();
+        let sink = receivers(&status, "sink");
+        if sink[0]["events"] == total || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let relay = receivers(&status, "relay");
+    let sink = receivers(&status, "sink");
+    let events_in = relay.iter().find(|r| r["connection"] == 1).unwrap();
+    assert_eq!(events_in["events"], total, "relay: {relay:?}");
+    assert_eq!(sink[0]["events"], total, "sink: {sink:?}");
+    for end in relay.iter().chain(&sink) {
+        for counter in ["missing", "forged", "replayed", "malformed"] {
+            assert_eq!(end[counter], 0, "{counter} in {end}");
+        }
+    }
+    assert_eq!(measurement_in(&status, "relay"), v1_measurement);
+    // Every connection has an end at the relay, so each end was re-keyed twice: by the update
+    // and by the rotation.
+    for module in ["relay", "sink"] {
+        let entry = status["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == module)
+            .unwrap();
+        for end in entry["connections"].as_array().unwrap() {
+            assert_eq!(end["rekeys"], 2, "{module}: {end}");
+        }
+    }
+
+    // The sealed state went with the update.
+    let count: Value = serde_json::from_str(&ok(&teemesh(
+        &home,
+        &["app", "call", "relay", "state-get", "count"],
+    )))
+    .unwrap();
+    assert_eq!(count["result"], 7, "{count}");
+
+    // A version that lacks the relay's connected ports is refused; the relay keeps running.
+    let filter = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/sensor-filter/sensor-filter-rust.wasm");
+    let out = teemesh(&home, &["app", "update", "relay", filter.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("declares no"), "{stderr}");
+    assert!(stderr.contains("the running version stays"), "{stderr}");
+    // So is a file whose measurement is not the reference value given.
+    let out = teemesh(
+        &home,
+        &[
+            "app",
+            "update",
+            "relay",
+            v1_path.to_str().unwrap(),
+            "--measurement",
+            &"00".repeat(32),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--measurement"));
+    ok(&teemesh(&home, &["app", "call", "source", "emit", "last"]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: Value = serde_json::from_str(&ok(&teemesh(&home, &["app", "status"]))).unwrap();
+        let sink = receivers(&status, "sink");
+        if sink[0]["events"] == total + 1 {
+            assert_eq!(measurement_in(&status, "relay"), v1_measurement);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{sink:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
