@@ -77,6 +77,22 @@ impl EventSender {
         self.protection
     }
 
+    /// A sender that continues a connection end moved from another instance of the same module
+    /// (a migration): it starts at `next_counter`, the moved sender's next one, so the receiver
+    /// sees one unbroken sequence.
+    pub fn continuing(
+        key: &ConnectionKey,
+        connection: ConnectionId,
+        direction: Direction,
+        protection: Protection,
+        next_counter: u64,
+    ) -> Self {
+        Self {
+            next: Some(next_counter),
+            ..Self::new(key, connection, direction, protection)
+        }
+    }
+
     /// The counter the next event will carry (`None` once exhausted). A node persists a mark
     /// above it before using it, so that a restart resumes past every counter it used.
     pub fn next_counter(&self) -> Option<u64> {

@@ -24,6 +24,8 @@ type Kem = X25519HkdfSha256;
 
 /// Domain separation of the HPKE `info`.
 const WRAP_INFO_LABEL: &[u8] = b"teemesh-connection-key-v1";
+/// Domain separation of the HPKE `info` of a module hand-over.
+const HANDOVER_INFO_LABEL: &[u8] = b"teemesh-module-handover-v1";
 /// Domain separation when deriving a module key pair from secret material.
 const MODULE_KEY_LABEL: &[u8] = b"teemesh-module-key-v1";
 
@@ -129,6 +131,84 @@ impl ModuleKeyPair {
             .map_err(|_| EventError::UnwrapFailed)?;
         Ok(ConnectionKey::from_secret_bytes(bytes))
     }
+}
+
+impl ModuleKeyPair {
+    /// Opens a hand-over sealed to this key pair with [`seal_handover`] for exactly `context`.
+    pub fn open_handover(
+        &self,
+        sealed: &[u8],
+        context: &HandoverContext<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, EventError> {
+        if sealed.len() < HANDOVER_ENCAPSULATED_LEN {
+            return Err(EventError::UnwrapFailed);
+        }
+        let (encapsulated, ciphertext) = sealed.split_at(HANDOVER_ENCAPSULATED_LEN);
+        let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated)
+            .map_err(|_| EventError::UnwrapFailed)?;
+        hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, Kem>(
+            &OpModeR::Base,
+            &self.secret,
+            &encapsulated,
+            &context.info(),
+            ciphertext,
+            &[],
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| EventError::UnwrapFailed)
+    }
+}
+
+/// Length of the encapsulated key that starts a sealed hand-over.
+const HANDOVER_ENCAPSULATED_LEN: usize = 32;
+
+/// What a module hand-over (its sealed state and connection ends, moving to another node) is
+/// bound to: the application, the module's name and its measurement, which the new instance
+/// shares with the old one (a migration moves the same code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandoverContext<'a> {
+    /// The application's name.
+    pub app: &'a str,
+    /// The module's name.
+    pub module: &'a str,
+    /// SHA-256 of the module's Wasm bytes.
+    pub measurement: &'a [u8; 32],
+}
+
+impl HandoverContext<'_> {
+    fn info(&self) -> Vec<u8> {
+        let mut info = HANDOVER_INFO_LABEL.to_vec();
+        for field in [self.app.as_bytes(), self.module.as_bytes()] {
+            info.extend_from_slice(&(field.len() as u32).to_be_bytes());
+            info.extend_from_slice(field);
+        }
+        info.extend_from_slice(self.measurement);
+        info
+    }
+}
+
+/// Seals `plaintext` (a module's hand-over) to the new instance's attested channel key for
+/// exactly `context`: HPKE base mode, the encapsulated key followed by the ciphertext.
+pub fn seal_handover(
+    plaintext: &[u8],
+    recipient: &ModulePublicKey,
+    context: &HandoverContext<'_>,
+) -> Result<Vec<u8>, EventError> {
+    let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient.as_bytes())
+        .map_err(|e| EventError::ModuleKey(format!("{e:?}")))?;
+    let (encapsulated, ciphertext) =
+        hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, Kem, _>(
+            &OpModeS::Base,
+            &recipient,
+            &context.info(),
+            plaintext,
+            &[],
+            &mut UnwrapErr(OsRng),
+        )
+        .map_err(|e| EventError::WrapFailed(format!("{e:?}")))?;
+    let mut sealed = encapsulated.to_bytes().to_vec();
+    sealed.extend_from_slice(&ciphertext);
+    Ok(sealed)
 }
 
 impl fmt::Debug for ModuleKeyPair {

@@ -142,3 +142,54 @@ fn wrapped_keys_and_public_keys_travel_as_hex_json() {
     assert_eq!(public.len(), 66);
     assert!(serde_json::from_str::<events::wrap::ModulePublicKey>("\"abcd\"").is_err());
 }
+
+#[test]
+fn a_handover_opens_only_for_its_module_key_and_context() {
+    use events::wrap::{HandoverContext, seal_handover};
+    let recipient = ModuleKeyPair::derive(&[3; 32]).unwrap();
+    let other = ModuleKeyPair::derive(&[4; 32]).unwrap();
+    let measurement = [9u8; 32];
+    let context = HandoverContext {
+        app: "sensor-alarm",
+        module: "filter",
+        measurement: &measurement,
+    };
+    let sealed = seal_handover(b"state and ends", &recipient.public(), &context).unwrap();
+    assert_eq!(
+        recipient
+            .open_handover(&sealed, &context)
+            .unwrap()
+            .as_slice(),
+        b"state and ends"
+    );
+    assert!(other.open_handover(&sealed, &context).is_err());
+    let other_measurement = [8u8; 32];
+    for wrong in [
+        HandoverContext {
+            app: "other",
+            ..context
+        },
+        HandoverContext {
+            module: "actuator",
+            ..context
+        },
+        HandoverContext {
+            measurement: &other_measurement,
+            ..context
+        },
+    ] {
+        assert!(
+            recipient.open_handover(&sealed, &wrong).is_err(),
+            "{wrong:?}"
+        );
+    }
+    for i in 0..sealed.len() {
+        let mut flipped = sealed.clone();
+        flipped[i] ^= 1;
+        assert!(
+            recipient.open_handover(&flipped, &context).is_err(),
+            "byte {i}"
+        );
+    }
+    assert!(recipient.open_handover(&sealed[..31], &context).is_err());
+}

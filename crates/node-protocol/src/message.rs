@@ -138,6 +138,47 @@ pub enum Op {
         /// Switch the end's sending to the new key.
         activate: bool,
     },
+    /// The first half of a migration: stop module `module` (events for it are answered
+    /// [`ErrorKind::Moved`] and wait at their senders), wait until the peers acknowledged every
+    /// event it sent, then seal its sealed state and connection ends (keys wrapped, counters) to
+    /// the channel key of its new instance on another node ([`Reply::Exported`]).
+    Export {
+        /// The module.
+        module: String,
+        /// Its application (bound into the hand-over).
+        app: String,
+        /// The new instance's channel key, from claims the deployer verified.
+        recipient: Bytes,
+    },
+    /// The second half: module `module` (just loaded, the same code, no connections yet) takes
+    /// over the hand-over [`Op::Export`] sealed to it: sealed state, connection ends with their
+    /// keys and counters.
+    Import {
+        /// The module.
+        module: String,
+        /// Its application.
+        app: String,
+        /// The sealed hand-over.
+        handover: Bytes,
+    },
+    /// Undoes an [`Op::Export`] that did not complete: the module serves again here.
+    Thaw {
+        /// The module.
+        module: String,
+    },
+    /// Points an attached sending end at the receiving module's new node. Events sent to the old
+    /// node and answered [`ErrorKind::Moved`] are sent again to the new one, in counter order,
+    /// before any later event.
+    Retarget {
+        /// The application.
+        app: String,
+        /// The connection.
+        connection: u32,
+        /// The sending module on this node.
+        module: String,
+        /// `host:port` of the receiving module's new node.
+        peer_address: String,
+    },
     /// Feeds an input of a module with the same event every `every_ms` milliseconds, from a
     /// timer inside the node, until the module is unloaded.
     Periodic {
@@ -253,6 +294,10 @@ impl Op {
             Self::Status => "status",
             Self::Load { .. } => "load",
             Self::Update { .. } => "update",
+            Self::Export { .. } => "export",
+            Self::Import { .. } => "import",
+            Self::Thaw { .. } => "thaw",
+            Self::Retarget { .. } => "retarget",
             Self::Rekey { .. } => "rekey",
             Self::List => "list",
             Self::Unload { .. } => "unload",
@@ -319,6 +364,11 @@ pub enum Reply {
     },
     /// To [`Op::Connect`].
     Connected,
+    /// To [`Op::Export`]: the module's hand-over, sealed to its new instance.
+    Exported {
+        /// HPKE encapsulated key ‖ ciphertext.
+        handover: Bytes,
+    },
     /// To [`Op::Periodic`].
     Scheduled,
     /// To [`Op::Ask`]: the handler's response, sealed for the requesting module.
@@ -461,6 +511,9 @@ pub enum ErrorKind {
     EventRejected,
     /// The node is shutting down.
     ShuttingDown,
+    /// The module is moving to another node: an event for it is not delivered here, and its
+    /// sender keeps it until the deployer points the connection at the new node.
+    Moved,
     /// Anything else on the node's side.
     Internal,
 }
@@ -525,22 +578,14 @@ impl Request {
                 Ok(())
             }
             Op::Unload { name }
+            | Op::Thaw { module: name }
             | Op::Claims { module: name }
             | Op::Outputs { module: name, .. } => check_module_name(name),
             Op::Connect(spec) | Op::Rekey { spec, .. } => {
                 check_module_name(&spec.module)?;
                 check_port_name(&spec.port)?;
-                if spec.app.is_empty() || spec.app.len() > MAX_NAME_LEN {
-                    return Err(ProtocolError::Invalid(format!(
-                        "application name must have 1 to {MAX_NAME_LEN} bytes"
-                    )));
-                }
-                if spec.connection >= 1 << 31 {
-                    return Err(ProtocolError::Invalid(format!(
-                        "connection id {} is out of range (ids are below 2^31)",
-                        spec.connection
-                    )));
-                }
+                check_app_name(&spec.app)?;
+                check_connection_id(spec.connection)?;
                 if spec.wrapped_encapsulated.0.len() != 32 || spec.wrapped_ciphertext.0.len() != 48
                 {
                     return Err(ProtocolError::Invalid(
@@ -553,13 +598,49 @@ impl Request {
                 } = &spec.end
                 {
                     check_module_name(peer_module)?;
-                    if peer_address.is_empty() || peer_address.len() > 256 {
-                        return Err(ProtocolError::Invalid(
-                            "peer address must have 1 to 256 bytes".into(),
-                        ));
-                    }
+                    check_peer_address(peer_address)?;
                 }
                 Ok(())
+            }
+            Op::Export {
+                module,
+                app,
+                recipient,
+            } => {
+                check_module_name(module)?;
+                check_app_name(app)?;
+                if recipient.0.len() != 32 {
+                    return Err(ProtocolError::Invalid(
+                        "a channel key is 32 bytes (X25519)".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Op::Import {
+                module,
+                app,
+                handover,
+            } => {
+                check_module_name(module)?;
+                check_app_name(app)?;
+                if handover.0.len() > MAX_MODULE_LEN {
+                    return Err(ProtocolError::Invalid(format!(
+                        "a hand-over of {} bytes is larger than the {MAX_MODULE_LEN} allowed",
+                        handover.0.len()
+                    )));
+                }
+                Ok(())
+            }
+            Op::Retarget {
+                app,
+                connection,
+                module,
+                peer_address,
+            } => {
+                check_module_name(module)?;
+                check_app_name(app)?;
+                check_connection_id(*connection)?;
+                check_peer_address(peer_address)
             }
             Op::Periodic {
                 module,
@@ -647,6 +728,33 @@ fn to_cbor<T: Serialize>(value: &T) -> Vec<u8> {
         unreachable!("CBOR serialisation of a protocol message failed: {e}");
     }
     out
+}
+
+fn check_app_name(app: &str) -> Result<(), ProtocolError> {
+    if app.is_empty() || app.len() > MAX_NAME_LEN {
+        return Err(ProtocolError::Invalid(format!(
+            "application name must have 1 to {MAX_NAME_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_connection_id(connection: u32) -> Result<(), ProtocolError> {
+    if connection >= 1 << 31 {
+        return Err(ProtocolError::Invalid(format!(
+            "connection id {connection} is out of range (ids are below 2^31)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_peer_address(address: &str) -> Result<(), ProtocolError> {
+    if address.is_empty() || address.len() > 256 {
+        return Err(ProtocolError::Invalid(
+            "peer address must have 1 to 256 bytes".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn check_port_name(port: &str) -> Result<(), ProtocolError> {

@@ -297,6 +297,37 @@ async fn dispatch(ctx: &AdminContext, op: Op, exporter: &[u8; 32]) -> Result<Rep
         Op::Load { name, wasm } => ctx.host.load(&name, wasm.0, true).await.map(Reply::Module),
         Op::Update { name, wasm } => ctx.host.update(&name, wasm.0).await.map(Reply::Module),
         Op::Rekey { spec, activate } => ctx.host.rekey(&spec, activate).map(|()| Reply::Connected),
+        Op::Export {
+            module,
+            app,
+            recipient,
+        } => ctx
+            .host
+            .export(&module, &app, &recipient.0)
+            .await
+            .map(|handover| Reply::Exported {
+                handover: Bytes(handover),
+            }),
+        Op::Import {
+            module,
+            app,
+            handover,
+        } => ctx
+            .host
+            .import(&module, &app, &handover.0)
+            .await
+            .map(|()| Reply::Connected),
+        Op::Thaw { module } => ctx.host.thaw(&module).map(|()| Reply::Connected),
+        Op::Retarget {
+            app,
+            connection,
+            module,
+            peer_address,
+        } => ctx
+            .host
+            .retarget(&module, &app, connection, &peer_address)
+            .await
+            .map(|()| Reply::Connected),
         Op::List => Ok(Reply::Modules(ctx.host.list())),
         Op::Unload { name } => ctx.host.unload(&name).await.map(|()| Reply::Unloaded),
         Op::Call {
@@ -359,6 +390,7 @@ fn kind_label(kind: ErrorKind) -> &'static str {
         ErrorKind::GuestError => "guest_error",
         ErrorKind::EventRejected => "event_rejected",
         ErrorKind::ShuttingDown => "shutting_down",
+        ErrorKind::Moved => "moved",
         ErrorKind::Internal => "internal",
     }
 }

@@ -10,18 +10,27 @@
 //! old event replayed into a restarted receiver).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use events::wrap::{ModuleKeyPair, WrapContext, WrappedKey};
-use events::{ConnectionId, Direction, EventReceiver, EventSender, Protection, Rejection};
+use events::wrap::{ModuleKeyPair, ModulePublicKey, WrapContext, WrappedKey, wrap_key};
+use events::{
+    ConnectionId, ConnectionKey, Direction, EventReceiver, EventSender, Protection, Rejection,
+};
 use node_protocol::{
     ConnectSpec, ConnectionEnd, ConnectionInfo, ErrorKind, ErrorReply, EventProtection,
     ModuleManifest, Reply,
 };
+use serde::{Deserialize, Serialize};
 
-use crate::forward::Forwarder;
+use crate::forward::{EndTracker, Forwarder};
+
+/// Events a sending end holds while it is pointed at a moved module's new node; beyond this its
+/// module's emits fail.
+const HOLD_LIMIT: usize = 8192;
+/// How long a migration waits for a link to settle the events already sent on it.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A module's channel key pair and its connection ends.
 pub(crate) struct ModuleChannels {
@@ -32,6 +41,61 @@ pub(crate) struct ModuleChannels {
     forwarder: Arc<Forwarder>,
     outgoing: Mutex<Vec<OutgoingEnd>>,
     incoming: Mutex<BTreeMap<ConnectionId, IncomingEnd>>,
+}
+
+/// The keys of one connection end: the one in use, and during a re-key the new one (staged
+/// for receiving; `activated` once the end sends under it). Kept so that a migration can hand
+/// the end over; they never leave the node but wrapped to a module's attested key.
+struct EndKeys {
+    current: ConnectionKey,
+    staged: Option<ConnectionKey>,
+    activated: bool,
+}
+
+impl EndKeys {
+    fn new(key: ConnectionKey) -> Self {
+        Self {
+            current: key,
+            staged: None,
+            activated: false,
+        }
+    }
+
+    /// The key the end sends under.
+    fn sending(&self) -> &ConnectionKey {
+        match (&self.staged, self.activated) {
+            (Some(staged), true) => staged,
+            _ => &self.current,
+        }
+    }
+
+    fn stage(&mut self, key: ConnectionKey) {
+        if self.activated
+            && let Some(previous) = self.staged.take()
+        {
+            self.current = previous;
+        }
+        self.staged = Some(key);
+        self.activated = false;
+    }
+
+    fn activate(&mut self, key: ConnectionKey, receives: bool) {
+        if receives {
+            self.staged = Some(key);
+            self.activated = true;
+        } else {
+            // Nothing arrives under the old key any more: it retires at once.
+            *self = Self::new(key);
+        }
+    }
+
+    /// The receiver retired the old key (an event arrived under the staged one).
+    fn retired(&mut self) {
+        if let Some(staged) = self.staged.take() {
+            self.current = staged;
+            self.activated = false;
+        }
+    }
 }
 
 struct ChannelIdentity {
@@ -79,8 +143,11 @@ struct OutgoingEnd {
     peer_module: String,
     sent: u64,
     rekeys: u64,
-    /// Events not sent (queue full) or refused by the peer; the forwarder counts the latter.
-    refused: Arc<AtomicU64>,
+    keys: EndKeys,
+    /// Events not sent (queue full), refused or parked by the peer, and in flight.
+    tracker: Arc<EndTracker>,
+    /// While the end is pointed at a moved module's new node: events sealed meanwhile.
+    holding: Option<Vec<Vec<u8>>>,
 }
 
 struct IncomingEnd {
@@ -91,10 +158,35 @@ struct IncomingEnd {
     responses: Option<EventSender>,
     delivered: u64,
     rekeys: u64,
+    keys: EndKeys,
     missing: u64,
     forged: u64,
     replayed: u64,
     malformed: u64,
+}
+
+/// One connection end as a migration hands it to the module's new instance: its keys wrapped
+/// to that instance's channel key, its counters, and its counts. Travels inside the sealed
+/// hand-over only.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HandedEnd {
+    app: String,
+    connection: u32,
+    port: String,
+    /// `Some((address, module))` for a sending end.
+    peer: Option<(String, String)>,
+    /// A request → handler connection (responses in the reverse direction).
+    request: bool,
+    authenticated: bool,
+    key: WrappedKey,
+    staged: Option<WrappedKey>,
+    activated: bool,
+    /// The end's sender's next counter (forward for a sending end, responses for a receiving one).
+    next: Option<u64>,
+    /// The end's receiver's lowest acceptable counter.
+    expected: Option<u64>,
+    events: u64,
+    rekeys: u64,
 }
 
 fn not_attached(app: &str, connection: ConnectionId, module: &str) -> ErrorReply {
@@ -245,6 +337,9 @@ impl ModuleChannels {
                 if activate {
                     end.sender.rekey(&key);
                     end.rekeys += 1;
+                    end.keys.activate(key, end.responses.is_some());
+                } else {
+                    end.keys.stage(key);
                 }
             }
             ConnectionEnd::Receiver => {
@@ -267,6 +362,9 @@ impl ModuleChannels {
                         responses.rekey(&key);
                     }
                     end.rekeys += 1;
+                    end.keys.activate(key, true);
+                } else {
+                    end.keys.stage(key);
                 }
             }
         }
@@ -338,7 +436,9 @@ impl ModuleChannels {
                     peer_module: peer_module.clone(),
                     sent: 0,
                     rekeys: 0,
-                    refused: Arc::default(),
+                    keys: EndKeys::new(key),
+                    tracker: Arc::default(),
+                    holding: None,
                 });
             }
             ConnectionEnd::Receiver => {
@@ -368,6 +468,7 @@ impl ModuleChannels {
                         }),
                         delivered: 0,
                         rekeys: 0,
+                        keys: EndKeys::new(key),
                         missing: 0,
                         forged: 0,
                         replayed: 0,
@@ -397,15 +498,27 @@ impl ModuleChannels {
             .iter_mut()
             .filter(|end| end.port == output && end.responses.is_none())
         {
+            if let Some(held) = end.holding.as_mut() {
+                if held.len() >= HOLD_LIMIT {
+                    end.tracker.refused.fetch_add(1, Ordering::Relaxed);
+                    return Err(format!(
+                        "connection {} to {} is moving and {HOLD_LIMIT} events wait; event not sent",
+                        end.connection, end.peer_module
+                    ));
+                }
+                held.push(end.sender.seal(data).map_err(|e| e.to_string())?);
+                end.sent += 1;
+                continue;
+            }
             let Some(slot) = self.forwarder.reserve(&end.peer_address) else {
-                end.refused.fetch_add(1, Ordering::Relaxed);
+                end.tracker.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(format!(
                     "connection {} to {} at {} is backed up; event not sent",
                     end.connection, end.peer_module, end.peer_address
                 ));
             };
             let envelope = end.sender.seal(data).map_err(|e| e.to_string())?;
-            slot.send(end.peer_module.clone(), envelope, end.refused.clone());
+            slot.send(end.peer_module.clone(), envelope, end.tracker.clone());
             end.sent += 1;
         }
         Ok(())
@@ -427,6 +540,11 @@ impl ModuleChannels {
                 .iter_mut()
                 .find(|end| end.port == request && end.responses.is_some())
                 .ok_or_else(|| format!("request {request:?} is not connected to a handler"))?;
+            if end.holding.is_some() {
+                return Err(format!(
+                    "the handler of request {request:?} is moving to another node; try again"
+                ));
+            }
             let slot = self.forwarder.reserve(&end.peer_address).ok_or_else(|| {
                 format!(
                     "the link to {} is backed up; request not sent",
@@ -438,7 +556,7 @@ impl ModuleChannels {
                 end.peer_module.clone(),
                 envelope,
                 answer_tx,
-                end.refused.clone(),
+                end.tracker.clone(),
             );
             end.sent += 1;
             end.connection
@@ -460,10 +578,16 @@ impl ModuleChannels {
             .find(|end| end.connection == connection && end.responses.is_some())
             .ok_or("the connection went away while waiting")?;
         let responses = end.responses.as_mut().ok_or("not a request connection")?;
+        let staged = responses.has_staged_key();
         match responses.open(&envelope) {
-            Ok(delivered) => Ok(delivered.payload),
+            Ok(delivered) => {
+                if staged && !responses.has_staged_key() {
+                    end.keys.retired();
+                }
+                Ok(delivered.payload)
+            }
             Err(rejection) => {
-                end.refused.fetch_add(1, Ordering::Relaxed);
+                end.tracker.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(module = %self.module, app = %end.app, port = %end.port, kind = rejection.kind(), reason = %rejection, "response rejected");
                 Err(format!("response rejected: {rejection}"))
             }
@@ -515,8 +639,12 @@ impl ModuleChannels {
                 self.module
             ));
         };
+        let staged = end.receiver.has_staged_key();
         match end.receiver.open(envelope) {
             Ok(delivered) => {
+                if staged && !end.receiver.has_staged_key() {
+                    end.keys.retired();
+                }
                 end.delivered += 1;
                 end.missing += delivered.missing;
                 if delivered.missing > 0 {
@@ -568,6 +696,290 @@ impl ModuleChannels {
             .any(|end| end.port == input && end.responses.is_none())
     }
 
+    /// Opens a migration's hand-over sealed to this instance for `app`.
+    pub(crate) fn open_handover(
+        &self,
+        sealed: &[u8],
+        app: &str,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, events::EventError> {
+        let identity = lock(&self.identity);
+        identity.keys.open_handover(
+            sealed,
+            &events::wrap::HandoverContext {
+                app,
+                module: &self.module,
+                measurement: &identity.measurement,
+            },
+        )
+    }
+
+    /// True when a connection end is attached.
+    pub(crate) fn has_ends(&self) -> bool {
+        !lock(&self.outgoing).is_empty() || !lock(&self.incoming).is_empty()
+    }
+
+    /// Events and requests this module sent that no peer has answered yet.
+    pub(crate) fn in_flight(&self) -> u64 {
+        lock(&self.outgoing)
+            .iter()
+            .map(|end| end.tracker.in_flight.load(Ordering::Acquire))
+            .sum()
+    }
+
+    /// Every end, its keys wrapped to `recipient` (the module's new instance, same name and
+    /// measurement) for exactly its own context.
+    pub(crate) fn hand_over(&self, recipient: &ModulePublicKey) -> Result<Vec<HandedEnd>, String> {
+        let measurement = lock(&self.identity).measurement;
+        let wrap = |app: &str, connection: ConnectionId, port: &str, key: &ConnectionKey| {
+            wrap_key(
+                key,
+                recipient,
+                &WrapContext {
+                    app,
+                    connection,
+                    module: &self.module,
+                    port,
+                    measurement: &measurement,
+                },
+            )
+            .map_err(|e| e.to_string())
+        };
+        let mut ends = Vec::new();
+        for end in lock(&self.outgoing).iter() {
+            if end.holding.is_some() {
+                return Err(format!(
+                    "connection {} is being pointed at another node",
+                    end.connection
+                ));
+            }
+            ends.push(HandedEnd {
+                app: end.app.clone(),
+                connection: end.connection.get(),
+                port: end.port.clone(),
+                peer: Some((end.peer_address.clone(), end.peer_module.clone())),
+                request: end.responses.is_some(),
+                authenticated: end.sender.protection() == Protection::Authenticated,
+                key: wrap(&end.app, end.connection, &end.port, &end.keys.current)?,
+                staged: match &end.keys.staged {
+                    Some(key) => Some(wrap(&end.app, end.connection, &end.port, key)?),
+                    None => None,
+                },
+                activated: end.keys.activated,
+                next: end.sender.next_counter(),
+                expected: end.responses.as_ref().and_then(EventReceiver::expected),
+                events: end.sent,
+                rekeys: end.rekeys,
+            });
+        }
+        for (connection, end) in lock(&self.incoming).iter() {
+            ends.push(HandedEnd {
+                app: end.app.clone(),
+                connection: connection.get(),
+                port: end.port.clone(),
+                peer: None,
+                request: end.responses.is_some(),
+                authenticated: end.receiver.protection() == Protection::Authenticated,
+                key: wrap(&end.app, *connection, &end.port, &end.keys.current)?,
+                staged: match &end.keys.staged {
+                    Some(key) => Some(wrap(&end.app, *connection, &end.port, key)?),
+                    None => None,
+                },
+                activated: end.keys.activated,
+                next: end.responses.as_ref().and_then(EventSender::next_counter),
+                expected: end.receiver.expected(),
+                events: end.delivered,
+                rekeys: end.rekeys,
+            });
+        }
+        Ok(ends)
+    }
+
+    /// Attaches the ends a migration handed over, with their keys (opened with this instance's
+    /// key pair) and counters, so the connections continue exactly where they stopped.
+    pub(crate) fn take_over(&self, ends: Vec<HandedEnd>) -> Result<(), ErrorReply> {
+        let identity = lock(&self.identity);
+        let bad = |message: String| ErrorReply::new(ErrorKind::BadRequest, message);
+        let unwrap = |app: &str, connection: ConnectionId, port: &str, wrapped: &WrappedKey| {
+            identity
+                .keys
+                .unwrap_key(
+                    wrapped,
+                    &WrapContext {
+                        app,
+                        connection,
+                        module: &self.module,
+                        port,
+                        measurement: &identity.measurement,
+                    },
+                )
+                .map_err(|e| bad(format!("connection {connection}: {e}")))
+        };
+        let mut outgoing = Vec::new();
+        let mut incoming = BTreeMap::new();
+        for end in ends {
+            let connection = ConnectionId::new(end.connection).map_err(|e| bad(e.to_string()))?;
+            let protection = if end.authenticated {
+                Protection::Authenticated
+            } else {
+                Protection::Encrypted
+            };
+            let keys = EndKeys {
+                current: unwrap(&end.app, connection, &end.port, &end.key)?,
+                staged: match &end.staged {
+                    Some(wrapped) => Some(unwrap(&end.app, connection, &end.port, wrapped)?),
+                    None => None,
+                },
+                activated: end.activated,
+            };
+            let next = end.next;
+            let exhausted = || bad(format!("connection {connection}: its counters are used up"));
+            let receiver = |direction| {
+                let mut receiver = EventReceiver::resume(
+                    &keys.current,
+                    connection,
+                    direction,
+                    protection,
+                    end.expected.unwrap_or(u64::MAX),
+                );
+                if let Some(staged) = &keys.staged {
+                    receiver.stage_key(staged);
+                }
+                receiver
+            };
+            let sender = |direction| {
+                next.map(|next| {
+                    EventSender::continuing(keys.sending(), connection, direction, protection, next)
+                })
+                .ok_or_else(exhausted)
+            };
+            match end.peer {
+                Some((peer_address, peer_module)) => outgoing.push(OutgoingEnd {
+                    app: end.app,
+                    connection,
+                    port: end.port,
+                    sender: sender(Direction::Forward)?,
+                    responses: end.request.then(|| receiver(Direction::Reverse)),
+                    peer_address,
+                    peer_module,
+                    sent: end.events,
+                    rekeys: end.rekeys,
+                    keys,
+                    tracker: Arc::default(),
+                    holding: None,
+                }),
+                None => {
+                    let receiver = receiver(Direction::Forward);
+                    let responses = match end.request {
+                        true => Some(sender(Direction::Reverse)?),
+                        false => None,
+                    };
+                    incoming.insert(
+                        connection,
+                        IncomingEnd {
+                            app: end.app,
+                            port: end.port,
+                            receiver,
+                            responses,
+                            delivered: end.events,
+                            rekeys: end.rekeys,
+                            keys,
+                            missing: 0,
+                            forged: 0,
+                            replayed: 0,
+                            malformed: 0,
+                        },
+                    );
+                }
+            }
+        }
+        drop(identity);
+        let (mut out, mut inc) = (lock(&self.outgoing), lock(&self.incoming));
+        if !out.is_empty() || !inc.is_empty() {
+            return Err(ErrorReply::new(
+                ErrorKind::Exists,
+                format!("module {:?} has connections already", self.module),
+            ));
+        }
+        *out = outgoing;
+        *inc = incoming;
+        Ok(())
+    }
+
+    /// Points the sending end of `connection` at `peer_address`, where its receiving module now
+    /// runs. Events sealed meanwhile are held; once every event sent to the old node is settled
+    /// (delivered there, or parked because the module had left), the parked ones and then the
+    /// held ones go to the new node in counter order, before any later event.
+    pub(crate) async fn retarget(
+        &self,
+        app: &str,
+        connection: u32,
+        peer_address: &str,
+    ) -> Result<(), ErrorReply> {
+        let connection = ConnectionId::new(connection)
+            .map_err(|e| ErrorReply::new(ErrorKind::BadRequest, e.to_string()))?;
+        let tracker = {
+            let mut outgoing = lock(&self.outgoing);
+            let end = outgoing
+                .iter_mut()
+                .find(|end| end.app == app && end.connection == connection)
+                .ok_or_else(|| not_attached(app, connection, &self.module))?;
+            if end.holding.is_some() {
+                return Err(ErrorReply::new(
+                    ErrorKind::Exists,
+                    format!("connection {connection} is being pointed at another node already"),
+                ));
+            }
+            end.holding = Some(Vec::new());
+            end.tracker.clone()
+        };
+        let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+        let settled = loop {
+            if tracker.in_flight.load(Ordering::Acquire) == 0 {
+                break true;
+            }
+            if std::time::Instant::now() > deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let mut outgoing = lock(&self.outgoing);
+        let end = outgoing
+            .iter_mut()
+            .find(|end| end.app == app && end.connection == connection)
+            .ok_or_else(|| not_attached(app, connection, &self.module))?;
+        let mut parked = tracker.take_parked();
+        parked.sort_by_key(|envelope| {
+            events::Envelope::parse(envelope).map_or(u64::MAX, |e| e.header.counter)
+        });
+        let previous = end.peer_address.clone();
+        if settled {
+            end.peer_address = peer_address.to_owned();
+        }
+        let held = end.holding.take().unwrap_or_default();
+        let mut unsent = 0u64;
+        for envelope in parked.into_iter().chain(held) {
+            match self.forwarder.reserve(&end.peer_address) {
+                Some(slot) => slot.send(end.peer_module.clone(), envelope, end.tracker.clone()),
+                None => unsent += 1,
+            }
+        }
+        if unsent > 0 {
+            end.tracker.refused.fetch_add(unsent, Ordering::Relaxed);
+            tracing::warn!(module = %self.module, %connection, unsent, "events not sent after retargeting: the link is backed up");
+        }
+        if !settled {
+            return Err(ErrorReply::new(
+                ErrorKind::Internal,
+                format!(
+                    "events of connection {connection} to {previous} were not settled within {} s; it stays pointed there",
+                    SETTLE_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        tracing::info!(module = %self.module, app, %connection, from = %previous, to = %peer_address, "connection pointed at the receiving module's new node");
+        Ok(())
+    }
+
     /// Counters of every end, for `list` and `app status`.
     pub(crate) fn info(&self) -> Vec<ConnectionInfo> {
         let mut out: Vec<ConnectionInfo> = lock(&self.outgoing)
@@ -578,7 +990,7 @@ impl ModuleChannels {
                 port: end.port.clone(),
                 end: "sender".into(),
                 events: end.sent,
-                undelivered: end.refused.load(Ordering::Relaxed),
+                undelivered: end.tracker.refused.load(Ordering::Relaxed),
                 missing: 0,
                 forged: 0,
                 replayed: 0,

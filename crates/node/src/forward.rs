@@ -31,27 +31,51 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Where the answer to a request goes: the requesting module's worker waits on it.
 pub(crate) type AnswerSender = std::sync::mpsc::SyncSender<Result<Reply, ErrorReply>>;
 
+/// What a sending connection end knows about its events on a link.
+#[derive(Debug, Default)]
+pub(crate) struct EndTracker {
+    /// Events the peer refused (or that were not sent: the link was backed up).
+    pub(crate) refused: AtomicU64,
+    /// Events and requests handed to the link and not answered yet.
+    pub(crate) in_flight: AtomicU64,
+    /// Events the peer answered [`ErrorKind::Moved`]: the receiving module is moving, so they
+    /// wait here until the end is pointed at its new node.
+    pub(crate) parked: Mutex<Vec<Vec<u8>>>,
+}
+
+impl EndTracker {
+    fn settled(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Takes the parked events.
+    pub(crate) fn take_parked(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.parked.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// One event or request on its way to a module on a peer node.
 pub(crate) struct Outbound {
     module: String,
     envelope: Vec<u8>,
     /// `Some` for a request: the peer's answer is handed there.
     answer: Option<AnswerSender>,
-    /// The sending connection's count of events the peer refused.
-    refused: Arc<AtomicU64>,
+    /// The sending connection end's counters.
+    tracker: Arc<EndTracker>,
 }
 
 /// A reserved place in a link's queue: sealing happens only once it is held.
 pub(crate) struct Slot(mpsc::OwnedPermit<Outbound>);
 
 impl Slot {
-    /// Sends an event; a refusal by the peer is counted in `refused`.
-    pub(crate) fn send(self, module: String, envelope: Vec<u8>, refused: Arc<AtomicU64>) {
+    /// Sends an event; a refusal by the peer is counted in `tracker`.
+    pub(crate) fn send(self, module: String, envelope: Vec<u8>, tracker: Arc<EndTracker>) {
+        tracker.in_flight.fetch_add(1, Ordering::AcqRel);
         self.0.send(Outbound {
             module,
             envelope,
             answer: None,
-            refused,
+            tracker,
         });
     }
 
@@ -61,13 +85,14 @@ impl Slot {
         module: String,
         envelope: Vec<u8>,
         answer: AnswerSender,
-        refused: Arc<AtomicU64>,
+        tracker: Arc<EndTracker>,
     ) {
+        tracker.in_flight.fetch_add(1, Ordering::AcqRel);
         self.0.send(Outbound {
             module,
             envelope,
             answer: Some(answer),
-            refused,
+            tracker,
         });
     }
 }
@@ -196,16 +221,26 @@ async fn run_link(
                 ack = acks.recv() => match ack {
                     Some(response) => {
                         let Some(event) = unacknowledged.pop_front() else { continue };
+                        let tracker = event.tracker.clone();
                         match (event.answer, response.outcome) {
                             (Some(answer), outcome) => {
                                 let _ = answer.try_send(outcome);
                             }
+                            (None, Err(e)) if e.kind == ErrorKind::Moved => {
+                                tracing::debug!(node = %node, peer = %address, module = %event.module, "event parked: its module is moving");
+                                tracker
+                                    .parked
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(event.envelope);
+                            }
                             (None, Err(e)) => {
-                                event.refused.fetch_add(1, Ordering::Relaxed);
+                                tracker.refused.fetch_add(1, Ordering::Relaxed);
                                 tracing::warn!(node = %node, peer = %address, module = %event.module, reason = %e.message, "peer node refused an event");
                             }
                             (None, Ok(_)) => {}
                         }
+                        tracker.settled();
                     }
                     None => healthy = false,
                 },
@@ -220,6 +255,7 @@ async fn run_link(
                     ErrorKind::Internal,
                     format!("the link to {address} broke before the answer came"),
                 )));
+                event.tracker.settled();
                 false
             }
             None => true,

@@ -152,6 +152,8 @@ struct ModuleHandle {
     calls: AtomicU64,
     failures: AtomicU64,
     busy: AtomicBool,
+    /// Set by a migration's export: the module takes no call or event any more here.
+    frozen: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -376,6 +378,7 @@ impl ModuleHost {
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             busy: AtomicBool::new(false),
+            frozen: AtomicBool::new(false),
             last_error: Mutex::new(None),
         }))
     }
@@ -500,6 +503,9 @@ impl ModuleHost {
                     if e.kind == ErrorKind::NotFound {
                         return;
                     }
+                    if e.kind == ErrorKind::Moved {
+                        continue;
+                    }
                     tracing::warn!(module = %module, input = %port, error = %e, "periodic event not delivered");
                 }
             }
@@ -602,6 +608,9 @@ impl ModuleHost {
         delivery: Delivery,
     ) -> Result<(Vec<u8>, u64, Option<(u64, u64)>), ErrorReply> {
         let handle = self.get(name)?;
+        if handle.frozen.load(Ordering::Acquire) {
+            return Err(moved(name));
+        }
         let (reply_tx, reply_rx) = oneshot::channel();
         let worker_handle = handle.clone();
         let metrics = self.metrics.clone();
@@ -613,6 +622,11 @@ impl ModuleHost {
         };
         let job: Job = Box::new(move |module: &mut LoadedModule| {
             let h = worker_handle;
+            // Queued before an export froze the module: its sender keeps it for the new node.
+            if h.frozen.load(Ordering::Acquire) {
+                let _ = reply_tx.send(Err(moved(&h.name)));
+                return;
+            }
             let (kind, port, data, event, answer_on) = match delivery {
                 Delivery::Port { kind, port, data } => (kind, port, data, None, None),
                 Delivery::Event(envelope) | Delivery::Ask(envelope) => {
@@ -854,6 +868,164 @@ impl ModuleHost {
         Ok(handle.info())
     }
 
+    /// The first half of a migration ([`node_protocol::Op::Export`]): freezes module `name`,
+    /// lets calls queued before finish, waits until the peers settled every event it sent,
+    /// then seals its sealed state and connection ends to `recipient`, the channel key of its
+    /// new instance. On failure the module serves again.
+    pub(crate) async fn export(
+        &self,
+        name: &str,
+        app: &str,
+        recipient: &[u8],
+    ) -> Result<Vec<u8>, ErrorReply> {
+        let handle = self.get(name)?;
+        let recipient: [u8; 32] = recipient
+            .try_into()
+            .map_err(|_| ErrorReply::new(ErrorKind::BadRequest, "a channel key is 32 bytes"))?;
+        let recipient = events::wrap::ModulePublicKey::from_bytes(recipient);
+        if handle.frozen.swap(true, Ordering::AcqRel) {
+            return Err(ErrorReply::new(
+                ErrorKind::Exists,
+                format!("module {name:?} is being moved already"),
+            ));
+        }
+        let (sealed_tx, sealed_rx) = oneshot::channel::<Result<Vec<u8>, String>>();
+        let channels = handle.channels.clone();
+        let (module_name, app_name) = (name.to_owned(), app.to_owned());
+        let job: Job = Box::new(move |module: &mut LoadedModule| {
+            let sealed = (|| {
+                // Every call queued before the freeze has run; what it emitted must reach its
+                // peers before the new instance emits the next counters.
+                let deadline = Instant::now() + REQUEST_TIMEOUT * 2;
+                while channels.in_flight() > 0 {
+                    if Instant::now() > deadline {
+                        return Err(format!(
+                            "{} events it sent are still unacknowledged by their nodes",
+                            channels.in_flight()
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                let state = module
+                    .sealed_entries()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, node_protocol::Bytes(v)))
+                    .collect();
+                let handover = Handover {
+                    state,
+                    ends: channels.hand_over(&recipient)?,
+                };
+                let mut plaintext = zeroize::Zeroizing::new(Vec::new());
+                ciborium::into_writer(&handover, &mut *plaintext).map_err(|e| e.to_string())?;
+                let measurement = module.measurement().0;
+                events::wrap::seal_handover(
+                    &plaintext,
+                    &recipient,
+                    &events::wrap::HandoverContext {
+                        app: &app_name,
+                        module: &module_name,
+                        measurement: &measurement,
+                    },
+                )
+                .map_err(|e| e.to_string())
+            })();
+            let _ = sealed_tx.send(sealed);
+        });
+        let outcome = match Self::submit(&handle, job, true).await {
+            Ok(()) => sealed_rx.await.unwrap_or_else(|_| {
+                Err(format!(
+                    "module {name:?}'s worker stopped during the export"
+                ))
+            }),
+            Err(e) => Err(e.message),
+        };
+        match outcome {
+            Ok(sealed) => {
+                tracing::info!(module = %name, %app, "module exported for migration; it takes no events here any more");
+                Ok(sealed)
+            }
+            Err(reason) => {
+                handle.frozen.store(false, Ordering::Release);
+                Err(ErrorReply::new(
+                    ErrorKind::Internal,
+                    format!("cannot export {name:?}: {reason}; it serves here again"),
+                ))
+            }
+        }
+    }
+
+    /// The second half ([`node_protocol::Op::Import`]): module `name`, freshly loaded with no
+    /// connection, takes over the sealed state and connection ends of its old instance.
+    pub(crate) async fn import(
+        &self,
+        name: &str,
+        app: &str,
+        sealed: &[u8],
+    ) -> Result<(), ErrorReply> {
+        let handle = self.get(name)?;
+        if handle.channels.has_ends() {
+            return Err(ErrorReply::new(
+                ErrorKind::Exists,
+                format!(
+                    "module {name:?} has connections already; a hand-over goes to a fresh instance"
+                ),
+            ));
+        }
+        let plaintext = handle.channels.open_handover(sealed, app).map_err(|e| {
+            ErrorReply::new(
+                ErrorKind::BadRequest,
+                format!("the hand-over for {name:?} does not open: {e} (was it sealed to this instance?)"),
+            )
+        })?;
+        let handover: Handover = ciborium::from_reader(plaintext.as_slice()).map_err(|e| {
+            ErrorReply::new(ErrorKind::BadRequest, format!("malformed hand-over: {e}"))
+        })?;
+        let entries: BTreeMap<String, Vec<u8>> =
+            handover.state.into_iter().map(|(k, v)| (k, v.0)).collect();
+        let (done_tx, done_rx) = oneshot::channel::<Result<(), RuntimeError>>();
+        let job: Job = Box::new(move |module: &mut LoadedModule| {
+            let _ = done_tx.send(module.take_over_state(entries));
+        });
+        Self::submit(&handle, job, true).await?;
+        done_rx
+            .await
+            .map_err(|_| {
+                ErrorReply::new(
+                    ErrorKind::Internal,
+                    format!("module {name:?}'s worker stopped during the import"),
+                )
+            })?
+            .map_err(|e| {
+                ErrorReply::new(
+                    ErrorKind::Internal,
+                    format!("cannot take over the state: {e}"),
+                )
+            })?;
+        handle.channels.take_over(handover.ends)?;
+        tracing::info!(module = %name, %app, "module imported: its sealed state and connections continue here");
+        Ok(())
+    }
+
+    /// Undoes an export ([`node_protocol::Op::Thaw`]).
+    pub(crate) fn thaw(&self, name: &str) -> Result<(), ErrorReply> {
+        self.get(name)?.frozen.store(false, Ordering::Release);
+        tracing::info!(module = %name, "module serves here again");
+        Ok(())
+    }
+
+    /// Points a sending end of module `name` at its peer's new node ([`node_protocol::Op::Retarget`]).
+    pub(crate) async fn retarget(
+        &self,
+        name: &str,
+        app: &str,
+        connection: u32,
+        peer_address: &str,
+    ) -> Result<(), ErrorReply> {
+        let channels = self.get(name)?.channels.clone();
+        channels.retarget(app, connection, peer_address).await
+    }
+
     /// Takes up to `max` buffered output events, and the dropped count.
     pub(crate) fn outputs(
         &self,
@@ -916,6 +1088,20 @@ fn manifest_of(m: &runtime::Manifest) -> ModuleManifest {
         handlers: m.handlers.clone(),
         entries: m.entries.clone(),
     }
+}
+
+fn moved(name: &str) -> ErrorReply {
+    ErrorReply::new(
+        ErrorKind::Moved,
+        format!("module {name:?} is moving to another node; its events wait at their senders"),
+    )
+}
+
+/// What a migration hands from a module's old instance to its new one, sealed to the new one.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Handover {
+    state: Vec<(String, node_protocol::Bytes)>,
+    ends: Vec<crate::channels::HandedEnd>,
 }
 
 fn load_error(name: &str, e: RuntimeError) -> ErrorReply {

@@ -245,6 +245,7 @@ async fn session(args: AdminArgs, addr: &str, key: &AdminKey) -> Result<()> {
         Reply::Connected => json!({"connected": true}),
         Reply::Scheduled => json!({"scheduled": true}),
         Reply::Answer { envelope } => json!({"answer_bytes": envelope.0.len()}),
+        Reply::Exported { handover } => json!({"handover_bytes": handover.0.len()}),
         Reply::Delivered { counter, missing } => json!({"delivered": counter, "missing": missing}),
     };
     println!("{out}");

@@ -64,6 +64,21 @@ pub(crate) enum AppCommand {
         #[arg(long, value_name = "HEX")]
         measurement: Option<String>,
     },
+    /// Move a module to another node of the application while events flow: its sealed state
+    /// and connections (keys, counters) are handed to the new instance sealed to its attested
+    /// key, the connections to it are pointed at the new node, and it is re-keyed.
+    Migrate {
+        #[command(flatten)]
+        state: crate::app_run::StateArgs,
+        /// The module.
+        module: String,
+        /// The node it moves to (a node of the application).
+        #[arg(long, value_name = "NODE")]
+        to: String,
+        /// Its component (default: the file it was deployed or updated from).
+        #[arg(long, value_name = "FILE")]
+        wasm: Option<PathBuf>,
+    },
     /// Give every connection (of MODULE) a fresh key, with no event refused on the way.
     Rekey {
         #[command(flatten)]
@@ -106,6 +121,12 @@ pub(crate) fn run(cmd: AppCommand) -> Result<()> {
             wasm,
             measurement,
         } => crate::app_update::update(&state, &module, &wasm, measurement.as_deref()),
+        AppCommand::Migrate {
+            state,
+            module,
+            to,
+            wasm,
+        } => crate::app_update::migrate(&state, &module, &to, wasm.as_deref()),
         AppCommand::Rekey { state, module } => crate::app_update::rekey(&state, module.as_deref()),
         AppCommand::Disable { state } => crate::app_run::stop(&state, false),
         AppCommand::Reset { state } => crate::app_run::stop(&state, true),

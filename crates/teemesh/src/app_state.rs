@@ -34,6 +34,20 @@ pub(crate) struct AppState {
     /// Set by `teemesh app disable`: the modules were unloaded.
     #[serde(default)]
     pub(crate) disabled: bool,
+    /// The timers feeding inputs (set again on a module's new node when it migrates).
+    #[serde(default)]
+    pub(crate) periodic: Vec<PeriodicState>,
+}
+
+/// A timer feeding an input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PeriodicState {
+    /// `module.input`.
+    pub(crate) to: String,
+    pub(crate) every_ms: u64,
+    /// The event each tick delivers (public: it is in the descriptor).
+    pub(crate) payload: String,
 }
 
 /// A node of the deployment.
@@ -59,6 +73,9 @@ pub(crate) struct ModuleState {
     pub(crate) measurement: String,
     /// Its channel public key (hex), as its verified claims state.
     pub(crate) channel_key: String,
+    /// The component file it was loaded from (a migration uploads it to the new node).
+    #[serde(default)]
+    pub(crate) wasm: Option<PathBuf>,
 }
 
 /// A connection of the deployment.

@@ -100,6 +100,7 @@ pub(crate) fn update(
         if let Some(entry) = state.modules.iter_mut().find(|m| m.name == module) {
             entry.measurement = measurement_hex.clone();
             entry.channel_key = fresh.channel_key.to_string();
+            entry.wasm = Some(std::fs::canonicalize(wasm_path).unwrap_or(wasm_path.to_owned()));
         }
         state.save(&path)?;
 
@@ -122,6 +123,230 @@ pub(crate) fn update(
                 "node": node.name,
                 "measurement": measurement_hex,
                 "previous_measurement": current.measurement,
+                "rekeyed": rekeyed,
+                "simulated": state.simulated,
+            })
+        );
+        Ok(())
+    })
+}
+
+/// `teemesh app migrate MODULE --to NODE [--wasm FILE]`.
+pub(crate) fn migrate(
+    args: &StateArgs,
+    module: &str,
+    to: &str,
+    wasm_path: Option<&Path>,
+) -> Result<()> {
+    crate::async_runtime()?.block_on(async {
+        let (mut state, path) = args.state_file()?;
+        state.require_enabled()?;
+        let current = state.module(module)?.clone();
+        let from_node = state.node(&current.node)?.clone();
+        let to_node = state
+            .node(to)
+            .with_context(|| format!("--to {to}: not a node of app {}", state.app))?
+            .clone();
+        if from_node.name == to_node.name {
+            bail!("{module} runs on {to} already");
+        }
+        const STEPS: usize = 6;
+
+        step(1, STEPS, &format!("reading {module}'s component"));
+        let file = wasm_path
+            .map(Path::to_owned)
+            .or_else(|| current.wasm.clone())
+            .with_context(|| {
+                format!(
+                    "the state file does not say which file {module} was loaded from; give it with --wasm FILE"
+                )
+            })?;
+        let wasm =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        let measurement = Digest256::of(&wasm).0;
+        if hex::encode(measurement) != current.measurement {
+            bail!(
+                "{} has measurement {}, but {module} runs {}; a migration moves the same code (use `teemesh app update` to change it)",
+                file.display(),
+                hex::encode(measurement),
+                current.measurement
+            );
+        }
+        eprintln!("      {} ({} bytes)", file.display(), wasm.len());
+
+        let access = args.access()?;
+        let mut sessions = Sessions::new(&access);
+        step(
+            2,
+            STEPS,
+            &format!("loading {module} on {} and verifying its claims", to_node.name),
+        );
+        let fresh = {
+            let (client, verifier) = sessions.client(&state, &to_node.name).await?;
+            let verifier = verifier.clone();
+            crate::wire::load_attested(client, &verifier, module, &wasm)
+                .await
+                .with_context(|| format!("on node {}", to_node.name))?
+        };
+        eprintln!(
+            "      measurement verified, channel key {}",
+            short(&fresh.channel_key.to_string())
+        );
+
+        step(
+            3,
+            STEPS,
+            &format!(
+                "stopping {module} on {} and sealing its state and connections to the new instance",
+                from_node.name
+            ),
+        );
+        let exported = sessions
+            .request(
+                &state,
+                &from_node.name,
+                Op::Export {
+                    module: module.to_owned(),
+                    app: state.app.clone(),
+                    recipient: node::protocol::Bytes(fresh.channel_key.as_bytes().to_vec()),
+                },
+            )
+            .await;
+        let handover = match exported {
+            Ok(Reply::Exported { handover }) => handover,
+            other => {
+                let _ = sessions
+                    .request(&state, &to_node.name, Op::Unload { name: module.to_owned() })
+                    .await;
+                return match other {
+                    Err(e) => Err(e.context(format!("module {module}: export"))),
+                    Ok(_) => bail!("module {module}: the node did not answer the export"),
+                };
+            }
+        };
+        eprintln!("      hand-over of {} bytes", handover.0.len());
+
+        step(4, STEPS, &format!("{module} on {} takes over", to_node.name));
+        let imported = sessions
+            .request(
+                &state,
+                &to_node.name,
+                Op::Import {
+                    module: module.to_owned(),
+                    app: state.app.clone(),
+                    handover,
+                },
+            )
+            .await;
+        if let Err(e) = imported {
+            let _ = sessions
+                .request(&state, &from_node.name, Op::Thaw { module: module.to_owned() })
+                .await;
+            let _ = sessions
+                .request(&state, &to_node.name, Op::Unload { name: module.to_owned() })
+                .await;
+            return Err(e.context(format!(
+                "module {module}: import (it serves on {} again)",
+                from_node.name
+            )));
+        }
+
+        step(
+            5,
+            STEPS,
+            "pointing the connections to it at its new node, and its timers",
+        );
+        let mut retargeted = Vec::new();
+        for connection in state.connections.iter().filter(|c| {
+            c.to.split_once('.').is_some_and(|(m, _)| m == module)
+        }) {
+            let (sender, _) = split_port(&connection.from)?;
+            let sender_node = state.module(sender)?.node.clone();
+            sessions
+                .request(
+                    &state,
+                    &sender_node,
+                    Op::Retarget {
+                        app: state.app.clone(),
+                        connection: connection.id,
+                        module: sender.to_owned(),
+                        peer_address: to_node.address.clone(),
+                    },
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "connection #{} ({} → {}): {module} already runs on {}; rerun the migration's last steps with `teemesh app reset` and a new deploy if this persists",
+                        connection.id, connection.from, connection.to, to_node.name
+                    )
+                })?;
+            eprintln!(
+                "      #{} {} → {}: now to {}",
+                connection.id, connection.from, connection.to, to_node.address
+            );
+            retargeted.push(connection.id);
+        }
+        for periodic in state
+            .periodic
+            .iter()
+            .filter(|p| p.to.split_once('.').is_some_and(|(m, _)| m == module))
+        {
+            let (_, input) = split_port(&periodic.to)?;
+            let payload = match periodic.payload.strip_prefix("hex:") {
+                Some(hex_text) => hex::decode(hex_text).context("a periodic payload")?,
+                None => periodic.payload.as_bytes().to_vec(),
+            };
+            sessions
+                .request(
+                    &state,
+                    &to_node.name,
+                    Op::Periodic {
+                        module: module.to_owned(),
+                        input: input.to_owned(),
+                        every_ms: periodic.every_ms,
+                        payload: node::protocol::Bytes(payload),
+                    },
+                )
+                .await
+                .with_context(|| format!("the timer of {}", periodic.to))?;
+            eprintln!("      every {} ms: {} on {}", periodic.every_ms, periodic.to, to_node.name);
+        }
+
+        step(
+            6,
+            STEPS,
+            &format!(
+                "removing the old instance from {} and re-keying",
+                from_node.name
+            ),
+        );
+        sessions
+            .request(&state, &from_node.name, Op::Unload { name: module.to_owned() })
+            .await
+            .with_context(|| format!("unloading {module} from {}", from_node.name))?;
+        if let Some(entry) = state.modules.iter_mut().find(|m| m.name == module) {
+            entry.node = to_node.name.clone();
+            entry.channel_key = fresh.channel_key.to_string();
+            entry.wasm = Some(std::fs::canonicalize(&file).unwrap_or(file.clone()));
+        }
+        state.save(&path)?;
+        sessions.attested.clear();
+        let rekeyed = rekey_connections(&state, &mut sessions, Some(module), Some(fresh))
+            .await
+            .with_context(|| {
+                format!(
+                    "{module} runs on {}, but re-keying failed; `teemesh app rekey {module}` tries again",
+                    to_node.name
+                )
+            })?;
+        println!(
+            "{}",
+            json!({
+                "app": state.app,
+                "migrated": module,
+                "from": from_node.name,
+                "to": to_node.name,
+                "retargeted": retargeted,
                 "rekeyed": rekeyed,
                 "simulated": state.simulated,
             })

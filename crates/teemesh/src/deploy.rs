@@ -19,7 +19,9 @@ use node::protocol::{Bytes, CallKind, EventProtection, ModuleManifest, Op};
 use serde_json::json;
 
 use crate::admin_cmd::refusal;
-use crate::app_state::{AppState, ConnectionState, ModuleState, NodeState, default_path};
+use crate::app_state::{
+    AppState, ConnectionState, ModuleState, NodeState, PeriodicState, default_path,
+};
 use crate::atls_cmd::PeerRefused;
 use crate::wire::{AttestedModule, Endpoint, connection_specs, load_attested};
 
@@ -54,6 +56,8 @@ pub(crate) fn run(args: &DeployArgs) -> Result<()> {
 struct Prepared<'a> {
     spec: &'a ModuleSpec,
     wasm: Vec<u8>,
+    /// The component's file.
+    path: Option<std::path::PathBuf>,
 }
 
 /// A module loaded and attested, and the node it is on.
@@ -73,12 +77,15 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
     );
     let mut prepared = Vec::with_capacity(spec.modules.len());
     for module in &spec.modules {
+        let file;
         let wasm = match module.code() {
             Some(ModuleCode::Wasm(path)) => {
                 let path = descriptor.resolve(path);
-                std::fs::read(&path).with_context(|| {
+                let bytes = std::fs::read(&path).with_context(|| {
                     format!("module {}: cannot read {}", module.name, path.display())
-                })?
+                })?;
+                file = Some(std::fs::canonicalize(&path).unwrap_or(path));
+                bytes
             }
             Some(ModuleCode::Source { dir, .. }) => bail!(
                 "module {}: building from source ({}) is not part of deploy yet; build the component (see scripts/build-examples.sh) and name it with `wasm:`",
@@ -107,7 +114,11 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
             wasm.len(),
             hex::encode(measurement)
         );
-        prepared.push(Prepared { spec: module, wasm });
+        prepared.push(Prepared {
+            spec: module,
+            wasm,
+            path: file,
+        });
     }
 
     step(2, &format!("attesting {} nodes", spec.nodes.len()));
@@ -308,12 +319,27 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
                 node: nodes[done.node].name.clone(),
                 measurement: hex::encode(done.module.measurement),
                 channel_key: done.module.channel_key.to_string(),
+                wasm: module.path.clone(),
             })
             .collect(),
         nodes,
         connections,
         expose: spec.expose.iter().map(ToString::to_string).collect(),
         disabled: false,
+        periodic: spec
+            .periodic
+            .iter()
+            .map(|periodic| {
+                let payload = periodic.payload_bytes();
+                PeriodicState {
+                    to: periodic.to.to_string(),
+                    every_ms: u64::try_from(periodic.every.period().as_millis())
+                        .unwrap_or(u64::MAX),
+                    payload: String::from_utf8(payload.clone())
+                        .unwrap_or_else(|_| format!("hex:{}", hex::encode(payload))),
+                }
+            })
+            .collect(),
     };
     let path = args.state.clone().unwrap_or_else(|| default_path(app));
     state.save(&path)?;

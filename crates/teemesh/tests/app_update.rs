@@ -42,6 +42,10 @@ fn ok(out: &Output) -> String {
 }
 
 fn descriptor(nodes: [&NodeProcess; 3]) -> String {
+    descriptor_with(nodes, "")
+}
+
+fn descriptor_with(nodes: [&NodeProcess; 3], more_nodes: &str) -> String {
     format!(
         r#"app: relay-update
 appraisal:
@@ -50,7 +54,7 @@ nodes:
   - {{name: node-a, address: "{a}", platform: sim, policy: {{allow_simulated: true}}}}
   - {{name: node-b, address: "{b}", platform: sim, policy: {{allow_simulated: true}}}}
   - {{name: node-c, address: "{c}", platform: sim, policy: {{allow_simulated: true}}}}
-modules:
+{more_nodes}modules:
   - {{name: source, wasm: guest.wasm, node: node-a, outputs: [out], requests: [query], entries: [emit, ask]}}
   - {{name: relay, wasm: guest.wasm, node: node-b, inputs: [in], outputs: [out], handlers: [answer], entries: [state-set, state-get]}}
   - {{name: sink, wasm: guest.wasm, node: node-c, inputs: [in]}}
@@ -260,4 +264,131 @@ fn a_module_is_updated_and_rekeyed_while_events_flow_with_none_lost_or_repeated(
         assert!(Instant::now() < deadline, "{sink:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn a_module_migrates_to_another_node_while_events_flow_with_none_lost_or_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let key = ok(&teemesh(&home, &["admin", "key"])).trim().to_owned();
+    let a = NodeProcess::start(dir.path(), "node-a", &key);
+    let b = NodeProcess::start(dir.path(), "node-b", &key);
+    let c = NodeProcess::start(dir.path(), "node-c", &key);
+    let d = NodeProcess::start(dir.path(), "node-d", &key);
+    std::fs::write(dir.path().join("guest.wasm"), guest::component()).unwrap();
+    let app = dir.path().join("app.yaml");
+    let node_d = format!(
+        "  - {{name: node-d, address: \"{}\", platform: sim, policy: {{allow_simulated: true}}}}\n",
+        d.admin
+    );
+    std::fs::write(&app, descriptor_with([&a, &b, &c], &node_d)).unwrap();
+    ok(&teemesh(&home, &["deploy", app.to_str().unwrap()]));
+    ok(&teemesh(
+        &home,
+        &["app", "call", "relay", "state-set", "count=7"],
+    ));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let emitted = Arc::new(AtomicU64::new(0));
+    let client = {
+        let (home, stop, emitted) = (home.clone(), stop.clone(), emitted.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                ok(&teemesh(
+                    &home,
+                    &["app", "call", "source", "emit", &format!("{n}")],
+                ));
+                emitted.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+            }
+        })
+    };
+    let wait_for = |count: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while emitted.load(Ordering::Relaxed) < count {
+            assert!(Instant::now() < deadline, "the client stalled");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(4);
+    let out = teemesh(&home, &["app", "migrate", "relay", "--to", "node-d"]);
+    let migrated: Value = serde_json::from_str(&ok(&out)).unwrap();
+    let progress = String::from_utf8_lossy(&out.stderr);
+    for n in 1..=6 {
+        assert!(progress.contains(&format!("[{n}/6]")), "{progress}");
+    }
+    assert_eq!(migrated["from"], "node-b");
+    assert_eq!(migrated["to"], "node-d");
+    assert_eq!(
+        migrated["retargeted"],
+        serde_json::json!([1, 3]),
+        "{migrated}"
+    );
+    assert_eq!(
+        migrated["rekeyed"],
+        serde_json::json!([1, 2, 3]),
+        "{migrated}"
+    );
+    wait_for(emitted.load(Ordering::Relaxed) + 6);
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    let total = emitted.load(Ordering::Relaxed);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status: Value = serde_json::from_str(&ok(&teemesh(&home, &["app", "status"]))).unwrap();
+        let sink = receivers(&status, "sink");
+        if sink[0]["events"] == total || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let relay_entry = status["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "relay")
+        .unwrap();
+    assert_eq!(relay_entry["node"], "node-d", "{relay_entry}");
+    let relay = receivers(&status, "relay");
+    let sink = receivers(&status, "sink");
+    let events_in = relay.iter().find(|r| r["connection"] == 1).unwrap();
+    // The counts moved with the connection ends: one sequence across both nodes.
+    assert_eq!(events_in["events"], total, "relay: {relay:?}");
+    assert_eq!(sink[0]["events"], total, "sink: {sink:?}");
+    for end in relay.iter().chain(&sink) {
+        for counter in ["missing", "forged", "replayed", "malformed"] {
+            assert_eq!(end[counter], 0, "{counter} in {end}");
+        }
+    }
+    let count: Value = serde_json::from_str(&ok(&teemesh(
+        &home,
+        &["app", "call", "relay", "state-get", "count"],
+    )))
+    .unwrap();
+    assert_eq!(count["result"], 7, "{count}");
+    // The old node hosts it no more; a request still finds the handler on its new node.
+    let listed: Value = serde_json::from_str(&ok(&teemesh(
+        &home,
+        &[
+            "admin",
+            "--node",
+            &b.admin,
+            "--policy",
+            dir.path().join("sim-policy.toml").to_str().unwrap(),
+            "list",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(listed["modules"], serde_json::json!([]), "{listed}");
+    let asked: Value = serde_json::from_str(&ok(&teemesh(
+        &home,
+        &["app", "call", "source", "ask", "ping"],
+    )))
+    .unwrap();
+    assert_eq!(
+        hex::decode(asked["result"].as_str().unwrap()).unwrap(),
+        b"answer:ping"
+    );
 }
