@@ -104,9 +104,9 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "error: the Wasm toolchain to build a $language module is incomplete:" >&2
     printf 'missing: %s\n' "${missing[@]}" >&2
-    if [ "${#install[@]}" -gt 0 ]; then
-        echo "install with: apt-get install ${install[*]}" >&2
-    fi
+    apt=""
+    if [ "${#install[@]}" -gt 0 ]; then apt="apt-get install ${install[*]}; or "; fi
+    echo "install with: ${apt}bash scripts/build-examples.sh --install (in a teemesh checkout, as root: the whole toolchain)" >&2
     exit 3
 fi
 # From here on, any failure is a build failure (exit 1), whatever the failing tool's own code.
