@@ -2,11 +2,15 @@
 # Builds the example modules into WebAssembly components for the `teemesh:module/enclave-module`
 # world, reproducibly: the same sources give the same bytes on any machine, at any path, so the
 # committed .wasm files (and their SHA-256, the modules' measurements) can be checked by rebuilding.
+# Each module is built by scripts/build-module.sh, the recipe `teemesh deploy` also runs for a module
+# given as `source:`, so a deployment from source has the measurement committed here.
 #
 # Usage: bash scripts/build-examples.sh           build, test, and write examples/**/*.wasm,
 #                                                 examples/SHA256SUMS and examples/toolchain.txt
 #        bash scripts/build-examples.sh --check   build and test in a temporary directory; fail if
 #                                                 any component differs from the committed one
+#        bash scripts/build-examples.sh --install only install what building needs (what
+#                                                 `teemesh deploy` needs for `source:` modules)
 # Installs what is missing: Debian packages (as root), and with cargo install, into versioned
 # folders under $CARGO_HOME/teemesh-examples-tools, wasm-tools and (for a build, not --check, which
 # uses the committed C bindings) wit-bindgen-cli. Safe to rerun.
@@ -16,25 +20,21 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-check=0
+check=0 install_only=0
 case "${1:-}" in
     "") ;;
     --check) check=1 ;;
-    *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+    --install) install_only=1 check=1 ;;
+    *) echo "usage: $0 [--check | --install]" >&2; exit 2 ;;
 esac
 start=$SECONDS
 step() { printf '\n==> [%4ss] %s\n' "$((SECONDS - start))" "$*"; }
 
-# Versions are pinned to the wasmtime release of the host (48): it parses with the wasm-tools 0.254
-# crates, which wasm-tools 1.254 and wit-bindgen 0.60 are built on, and its WASI is what the adapter
-# of wasi-preview1-component-adapter-provider 48 (tools/wasi-adapter) targets.
-wasm_tools_version=1.254.2
+# The pinned versions and Debian packages of the recipe: wasm_tools_version, apt_packages,
+# wasm_rustc, tools_root. wit-bindgen 0.60 is built on the wasm-tools 0.254 crates too.
+# shellcheck source=build-module.sh
+source scripts/build-module.sh --definitions-only
 wit_bindgen_version=0.60.0
-apt_packages=(rustc-web rust-web-src lld wasi-libc clang libclang-rt-dev-wasm32)
-wasm_rustc=/usr/bin/rustc # Debian's rustc: it can build std for wasm32 from rust-web-src
-rust_src=/usr/lib/rustlib/src/rust
-cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-tools_root="$cargo_home/teemesh-examples-tools"
 cargo_target="${TEEMESH_EXAMPLES_TARGET:-$root/target/examples}"
 
 work="$(mktemp -d)"
@@ -71,6 +71,10 @@ install_tool() { # crate version binary features
 install_tool wasm-tools "$wasm_tools_version" wasm-tools component,validate
 wasm_tools="$tools_root/wasm-tools-$wasm_tools_version/bin/wasm-tools"
 "$wasm_tools" --version
+if [ "$install_only" = 1 ]; then
+    step "done in $((SECONDS - start)) s: the toolchain of scripts/build-module.sh is installed"
+    exit 0
+fi
 # The C bindings are committed, so --check (CI) does without wit-bindgen-cli; a build regenerates
 # them. A WIT change that --check misses in them cannot slip through anyway: the Rust components
 # embed the world, so they change too and --check fails until someone rebuilds.
@@ -83,39 +87,25 @@ if [ -x "$wit_bindgen" ]; then
 fi
 
 step "WASI reactor adapter (wasmtime 48)"
+adapter="$work/wasi_snapshot_preview1.reactor.wasm"
 cargo run --quiet --locked --release --manifest-path tools/wasi-adapter/Cargo.toml \
-    --target-dir "$cargo_target/host" -- "$work/wasi_snapshot_preview1.reactor.wasm"
-sha256sum "$work/wasi_snapshot_preview1.reactor.wasm" | sed "s|$work/||"
+    --target-dir "$cargo_target/host" -- "$adapter"
+sha256sum "$adapter" | sed "s|$work/||"
 
-# Every path that could end up in a binary is mapped to a fixed name; the most specific mapping is
-# given last because rustc and clang apply the last one that matches.
-rust_flags=(
-    -Zunstable-options -Cpanic=immediate-abort # a panic is a bug: trap, no message, no WASI stderr
-    -Clinker=wasm-ld-14 -L/usr/lib/wasm32-wasi
-    "--remap-path-prefix=$cargo_home=/cargo"
-    "--remap-path-prefix=$rust_src=/rust"
-    "--remap-path-prefix=$root=/teemesh"
-    "--remap-path-prefix=$cargo_target=/target"
-)
-build_rust() { # crate-dir crate-name output
-    step "rust: $1 (core module)"
-    (
-        cd "$1"
-        # CARGO_ENCODED_RUSTFLAGS (0x1f-separated) keeps paths with spaces in one argument.
-        RUSTC="$wasm_rustc" RUSTC_BOOTSTRAP=1 CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${rust_flags[*]}")" \
-            CARGO_TARGET_DIR="$cargo_target/wasm" cargo build --quiet --locked --release -Zbuild-std=std,panic_abort --target wasm32-wasip1
-    )
-    cp "$cargo_target/wasm/wasm32-wasip1/release/$2.wasm" "$work/$3.core.wasm"
+build_module() { # language dir component
+    step "$1: $2 → $3.wasm"
+    bash scripts/build-module.sh --adapter "$adapter" --target-dir "$cargo_target/wasm" --root "$root" \
+        "$1" "$2" "$out/$3.wasm"
 }
-build_rust examples/sensor-filter/rust sensor_filter sensor-filter-rust
-build_rust examples/sensor-driver/rust sensor_driver sensor-driver-rust
-build_rust examples/actuator/rust actuator actuator-rust
-build_rust examples/relay/rust relay relay-rust
-build_rust examples/misbehave misbehave misbehave
-build_rust examples/kernels kernels kernels
+build_module rust examples/sensor-filter/rust sensor-filter/sensor-filter-rust
+build_module rust examples/sensor-driver/rust sensor-driver/sensor-driver-rust
+build_module rust examples/actuator/rust actuator/actuator-rust
+build_module rust examples/relay/rust relay/relay-rust
+build_module rust examples/misbehave misbehave/misbehave
+build_module rust examples/kernels kernels/kernels
 
 # The C modules share the sensor filter's bindings, JSON code and WASI stubs (one copy each, so
-# that they cannot drift apart): examples/sensor-filter/c is on every C module's include path.
+# that they cannot drift apart): each module's build.conf names them.
 c_shared=examples/sensor-filter/c
 bindings=$c_shared/bindings
 step "c: $bindings (bindings from wit/, shared by all C modules)"
@@ -133,58 +123,15 @@ if [ -x "$wit_bindgen" ]; then
 else
     echo "using the committed bindings in $bindings (wit-bindgen-cli $wit_bindgen_version is not installed)"
 fi
-c_flags=(
-    --target=wasm32-wasi -std=c11 -O2 -g0
-    "-ffile-prefix-map=$root=/teemesh"
-)
-build_c() { # output source...
-    local output="$1" source object objects=()
-    shift
-    step "c: $output (core module from $*)"
-    for source in "$@"; do
-        object="$work/$output-$(basename "$source" .c).o"
-        clang-14 "${c_flags[@]}" -Wall -Wextra -Werror -I "$c_shared" -I "$bindings" -c "$source" -o "$object"
-        objects+=("$object")
-    done
-    # The generated bindings are compiled without -Werror: their warnings are not ours to fix.
-    clang-14 "${c_flags[@]}" -mexec-model=reactor -Wl,--strip-all -I "$bindings" \
-        -o "$work/$output.core.wasm" "${objects[@]}" \
-        "$bindings/enclave_module.c" "$bindings/enclave_module_component_type.o"
-}
-build_c sensor-filter-c $c_shared/{json,filter,module,no_wasi}.c
-build_c sensor-driver-c $c_shared/json.c examples/sensor-driver/c/{driver,module}.c $c_shared/no_wasi.c
-build_c actuator-c $c_shared/json.c examples/actuator/c/{actuator,module}.c $c_shared/no_wasi.c
-
-step "components (wasm-tools component new --adapt wasi_snapshot_preview1)"
+build_module c examples/sensor-filter/c sensor-filter/sensor-filter-c
+build_module c examples/sensor-driver/c sensor-driver/sensor-driver-c
+build_module c examples/actuator/c actuator/actuator-c
 components=(
     sensor-filter/sensor-filter-rust sensor-filter/sensor-filter-c
     sensor-driver/sensor-driver-rust sensor-driver/sensor-driver-c
     actuator/actuator-rust actuator/actuator-c
     relay/relay-rust misbehave/misbehave kernels/kernels
 )
-for component in "${components[@]}"; do
-    name="$(basename "$component")"
-    "$wasm_tools" component new "$work/$name.core.wasm" \
-        --adapt "wasi_snapshot_preview1=$work/wasi_snapshot_preview1.reactor.wasm" -o "$work/$name.wasm"
-    "$wasm_tools" validate "$work/$name.wasm"
-    "$wasm_tools" component wit "$work/$name.wasm" >"$work/$name.wit"
-    # The world is what the node links against: the component must export guest and import nothing
-    # but the teemesh interfaces; WASI in particular is kept out (see no_wasi.c and -Cpanic above),
-    # so the node need not provide any.
-    world="$(sed -n '/^world root {/,/^}/p' "$work/$name.wit")"
-    printf '%s (%s bytes):\n%s\n' "$component.wasm" "$(wc -c <"$work/$name.wasm")" "$world"
-    if ! grep -qx '  export teemesh:module/guest@0.1.0;' <<<"$world"; then
-        echo "error: $name does not export teemesh:module/guest@0.1.0" >&2
-        exit 1
-    fi
-    foreign="$(grep '^  import ' <<<"$world" | grep -vxE '  import teemesh:module/(types|host)@0\.1\.0;' || true)"
-    if [ -n "$foreign" ]; then
-        printf 'error: %s imports more than teemesh:module/host (WASI included):\n%s\n' "$name" "$foreign" >&2
-        exit 1
-    fi
-    echo "WASI imports: none"
-    cp "$work/$name.wasm" "$out/$component.wasm"
-done
 
 step "tests: each Rust and C pair replays its testdata/transcript.txt over a mock node"
 cc_native="$(command -v clang-14 || command -v cc)"

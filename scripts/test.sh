@@ -5,7 +5,9 @@
 # Usage: bash scripts/test.sh
 #   TEEMESH_FUZZ_SECONDS=N   seconds per fuzz target (default 20; 0 skips fuzzing)
 #   TEEMESH_SKIP_DENY=1      skip `cargo deny` (it needs crates.io to install the first time)
-#   TEEMESH_SKIP_EXAMPLES=1  skip rebuilding examples/ from source (Debian Wasm toolchain, ~7 min cold)
+#   TEEMESH_SKIP_EXAMPLES=1  do without the Debian Wasm toolchain: skip rebuilding examples/ from
+#                            source (~7 min cold) and the tests of `teemesh deploy` that build
+#                            modules from source (named source_build_*)
 # Works from a fresh Debian machine as root with rustup's stable toolchain; safe to rerun.
 set -euo pipefail
 
@@ -45,6 +47,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
 fi
 
+if [ -z "${TEEMESH_SKIP_EXAMPLES:-}" ]; then
+    # Before the tests: `teemesh deploy` builds `source:` modules with it (tests/deploy_source.rs).
+    step "Wasm toolchain (scripts/build-module.sh: examples and deploy from source)"
+    bash scripts/build-examples.sh --install
+fi
+
 step "cargo fmt --check"
 cargo fmt --all --check
 cargo fmt --manifest-path fuzz/Cargo.toml --all --check
@@ -53,7 +61,12 @@ step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --workspace --locked
+if [ -z "${TEEMESH_SKIP_EXAMPLES:-}" ]; then
+    cargo test --workspace --locked
+else
+    echo "skipping the source_build_* tests (TEEMESH_SKIP_EXAMPLES: no Wasm toolchain)"
+    cargo test --workspace --locked -- --skip source_build_
+fi
 
 if [ -z "${TEEMESH_SKIP_EXAMPLES:-}" ]; then
     step "examples: rebuild the committed .wasm from source and compare"

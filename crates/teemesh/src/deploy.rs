@@ -4,7 +4,8 @@
 //! each module's `configure` entry with its `config`, then wires every connection with a fresh
 //! random key wrapped (HPKE) to the receiving and the sending module's attested channel keys, and
 //! writes a state file that holds no secret. Progress goes to stderr step by step; the summary to
-//! stdout as JSON. If a step fails, the modules it already loaded are unloaded again.
+//! stdout as JSON. If a step fails, the modules it already loaded are unloaded again. Modules
+//! given as source are built first (`build_module.rs`) and then treated like any other file.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::app_state::{
     AppState, ConnectionState, ModuleState, NodeState, PeriodicState, default_path,
 };
 use crate::atls_cmd::PeerRefused;
+use crate::build_module::SourceBuilder;
 use crate::wire::{AttestedModule, Endpoint, connection_specs, load_attested};
 
 /// Arguments of `teemesh deploy`.
@@ -76,6 +78,7 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
         &format!("reading the {} modules of {app}", spec.modules.len()),
     );
     let mut prepared = Vec::with_capacity(spec.modules.len());
+    let mut sources = SourceBuilder::default();
     for module in &spec.modules {
         let file;
         let wasm = match module.code() {
@@ -87,11 +90,12 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
                 file = Some(std::fs::canonicalize(&path).unwrap_or(path));
                 bytes
             }
-            Some(ModuleCode::Source { dir, .. }) => bail!(
-                "module {}: building from source ({}) is not part of deploy yet; build the component (see scripts/build-examples.sh) and name it with `wasm:`",
-                module.name,
-                dir.display()
-            ),
+            Some(ModuleCode::Source { dir, language }) => {
+                let bytes =
+                    sources.build(module.name.as_str(), &descriptor.resolve(dir), language)?;
+                file = Some(crate::build_module::component_file(&bytes));
+                bytes
+            }
             None => bail!("module {}: no code", module.name),
         };
         let measurement = Digest256::of(&wasm).0;

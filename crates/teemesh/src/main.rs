@@ -16,6 +16,7 @@ mod bench;
 mod bench_atls;
 mod bench_events;
 mod bench_runtime;
+mod build_module;
 mod demo;
 mod demo_app;
 mod demo_atls;

@@ -148,7 +148,8 @@ pub struct ModuleSpec {
     /// The compiled component (relative to the descriptor); or give `source` and `language`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm: Option<PathBuf>,
-    /// The source directory the deployer builds (relative to the descriptor).
+    /// The source directory the deployer builds (relative to the descriptor), with
+    /// `scripts/build-module.sh`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<PathBuf>,
     /// The source's language.
@@ -229,7 +230,8 @@ impl ModuleSpec {
 pub enum Language {
     /// Rust (cargo, wasm32-wasip1 + component adapter).
     Rust,
-    /// C (wasi-sdk clang + wit-bindgen c).
+    /// C (clang-14 for wasm32-wasi against `wit-bindgen c` bindings; the directory's
+    /// `build.conf` names them, the headers and the sources).
     C,
 }
 
