@@ -172,9 +172,14 @@ async fn run_link(
     let mut unacknowledged: VecDeque<Outbound> = VecDeque::new();
     let mut backoff = FIRST_BACKOFF;
     loop {
-        if events.is_closed() && events.is_empty() && unacknowledged.is_empty() {
-            // Every module that sent here is gone and nothing is owed to the peer.
-            return;
+        if unacknowledged.is_empty() {
+            // Nothing is owed to the peer: connect again only once there is something to send,
+            // so an idle link whose peer went away is not an error.
+            match events.recv().await {
+                Some(event) => unacknowledged.push_back(event),
+                // Every module that sent here is gone.
+                None => return,
+            }
         }
         let stream = match connect(&client, &address).await {
             Ok(stream) => stream,
@@ -260,7 +265,11 @@ async fn run_link(
             }
             None => true,
         });
-        tracing::warn!(node = %node, peer = %address, unacknowledged = unacknowledged.len(), "event link to peer node lost; reconnecting");
+        if unacknowledged.is_empty() {
+            tracing::debug!(node = %node, peer = %address, "idle event link to peer node closed");
+        } else {
+            tracing::warn!(node = %node, peer = %address, unacknowledged = unacknowledged.len(), "event link to peer node lost; reconnecting");
+        }
     }
 }
 

@@ -264,7 +264,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     surprises.extend(crate::demo_node::run(measurement)?);
 
     println!(
-        "[7/7] An application across three nodes: sensor → filter → actuator, events sealed end to end"
+        "[7/7] An application across three nodes: sensor → filter → actuator, events sealed end to end; update and migration while events flow"
     );
     surprises.extend(crate::demo_app::run(measurement)?);
 
@@ -291,7 +291,10 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
         "attested admin API and signed its module claims; three nodes ran a sensor → filter → actuator"
     );
     println!(
-        "application over sealed event channels, and the actuator refused an injected alert. Next:"
+        "application over sealed event channels, the actuator refused an injected alert, and the filter"
+    );
+    println!(
+        "was updated and the actuator migrated while events flowed, none lost or repeated. Next:"
     );
     println!(
         "`teemesh attest verify --help`, `teemesh atls serve --platform sim`, `teemesh node --config FILE`"
