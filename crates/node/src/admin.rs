@@ -96,13 +96,25 @@ pub(crate) async fn serve_connection(
         }
     };
     tracing::info!(%from, peer = %who, ?role, "admin session opened");
+    // Requests are read here and answered, in order, by a writer task: events and requests for
+    // modules are queued on their module's worker and the next request is read while they run,
+    // so a peer's pipelined events are handled back to back.
+    let (mut reader, writer) = tokio::io::split(stream);
+    let (answers, queued) = tokio::sync::mpsc::channel::<Answer>(PIPELINE);
+    let writer = tokio::spawn(write_answers(
+        writer,
+        queued,
+        ctx.metrics.clone(),
+        from,
+        who.clone(),
+    ));
     let mut greeted = false;
     let mut shutting_down = ctx.shutting_down.clone();
     loop {
         // Between requests a session ends as soon as the node shuts down; a request already
         // read is answered first.
         let next = tokio::select! {
-            next = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream)) => next,
+            next = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut reader)) => next,
             _ = shutting_down.wait_for(|&down| down) => break,
         };
         let frame = match next {
@@ -110,11 +122,13 @@ pub(crate) async fn serve_connection(
             Ok(Ok(None)) => break,
             Ok(Err(e)) => {
                 tracing::warn!(%from, peer = %who, "admin session ended: {e}");
-                let response = Response {
-                    id: 0,
-                    outcome: Err(ErrorReply::new(ErrorKind::BadRequest, e.to_string())),
-                };
-                let _ = write_response(&mut stream, &response).await;
+                let _ = answers
+                    .send(Answer::Ready {
+                        id: 0,
+                        op: "malformed",
+                        outcome: Err(ErrorReply::new(ErrorKind::BadRequest, e.to_string())),
+                    })
+                    .await;
                 break;
             }
             Err(_) => {
@@ -122,11 +136,11 @@ pub(crate) async fn serve_connection(
                 break;
             }
         };
-        let (id, op_name, outcome) = match Request::decode(&frame) {
+        let answer = match Request::decode(&frame) {
             Ok(request) => {
-                let op_name = request.op.name();
-                let outcome = if !greeted && !matches!(request.op, Op::Hello { .. }) {
-                    Err(ErrorReply::new(
+                let (id, op) = (request.id, request.op.name());
+                let refused = if !greeted && !matches!(request.op, Op::Hello { .. }) {
+                    Some(ErrorReply::new(
                         ErrorKind::BadRequest,
                         "the first request of a session must be hello",
                     ))
@@ -136,57 +150,171 @@ pub(crate) async fn serve_connection(
                         Op::Hello { .. } | Op::Status | Op::Event { .. } | Op::Ask { .. }
                     )
                 {
-                    Err(ErrorReply::new(ErrorKind::Unauthorised, EVENT_PEER_ONLY))
+                    Some(ErrorReply::new(ErrorKind::Unauthorised, EVENT_PEER_ONLY))
                 } else {
-                    dispatch(&ctx, request.op, &conn.exporter).await
+                    None
                 };
-                greeted |= outcome
-                    .as_ref()
-                    .is_ok_and(|r| matches!(r, Reply::Hello { .. }));
-                (request.id, op_name, outcome)
+                let down = *ctx.shutting_down.borrow();
+                match (refused, request.op) {
+                    (Some(e), _) => Answer::Ready {
+                        id,
+                        op,
+                        outcome: Err(e),
+                    },
+                    (None, Op::Event { module, envelope }) if !down => {
+                        match ctx.host.enqueue_event(&module, envelope.0).await {
+                            Ok(pending) => Answer::Event { id, pending },
+                            Err(e) => Answer::Ready {
+                                id,
+                                op,
+                                outcome: Err(e),
+                            },
+                        }
+                    }
+                    (None, Op::Ask { module, envelope }) if !down => {
+                        match ctx.host.enqueue_ask(&module, envelope.0).await {
+                            Ok(pending) => Answer::Ask { id, pending },
+                            Err(e) => Answer::Ready {
+                                id,
+                                op,
+                                outcome: Err(e),
+                            },
+                        }
+                    }
+                    (None, request_op) => {
+                        let outcome = dispatch(&ctx, request_op, &conn.exporter).await;
+                        greeted |= outcome
+                            .as_ref()
+                            .is_ok_and(|r| matches!(r, Reply::Hello { .. }));
+                        Answer::Ready { id, op, outcome }
+                    }
+                }
             }
             Err(ProtocolError::Unsupported {
                 id,
                 version,
                 detail,
-            }) => (
+            }) => Answer::Ready {
                 id,
-                "unsupported",
-                Err(ErrorReply::new(
+                op: "unsupported",
+                outcome: Err(ErrorReply::new(
                     ErrorKind::Unsupported,
                     format!(
                         "this node speaks admin protocol version {version} and does not support this request: {detail}"
                     ),
                 )),
+            },
+            Err(e) => Answer::Ready {
+                id: 0,
+                op: "malformed",
+                outcome: Err(ErrorReply::new(ErrorKind::BadRequest, e.to_string())),
+            },
+        };
+        if answers.send(answer).await.is_err() {
+            // The writer stopped: the client is gone.
+            break;
+        }
+    }
+    drop(answers);
+    if let Ok(mut writer) = writer.await {
+        let _ = writer.shutdown().await;
+    }
+    tracing::info!(%from, peer = %who, "admin session closed");
+}
+
+/// Answers queued in a session beyond which reading its next request waits.
+const PIPELINE: usize = 1024;
+/// Answers written in one TLS write at most.
+const ANSWER_BATCH: usize = 64;
+
+/// One request's answer, in the order the requests came.
+enum Answer {
+    Ready {
+        id: u64,
+        op: &'static str,
+        outcome: Result<Reply, ErrorReply>,
+    },
+    /// An event queued on its module's worker.
+    Event {
+        id: u64,
+        pending: crate::modules::Pending,
+    },
+    /// A protected request queued on its module's worker.
+    Ask {
+        id: u64,
+        pending: crate::modules::Pending,
+    },
+}
+
+/// Writes a session's answers in request order, each logged and counted; several ready ones go
+/// in one write. Returns the write half when the session ends (or a write fails).
+async fn write_answers<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut answers: tokio::sync::mpsc::Receiver<Answer>,
+    metrics: Arc<Metrics>,
+    from: SocketAddr,
+    who: String,
+) -> W {
+    let settle = |pending: crate::modules::Pending| async move {
+        pending.await.unwrap_or_else(|_| {
+            Err(ErrorReply::new(
+                ErrorKind::Internal,
+                "the module's worker stopped during the call",
+            ))
+        })
+    };
+    let mut batch = Vec::new();
+    let mut in_batch = 0;
+    while let Some(answer) = answers.recv().await {
+        let (id, op, outcome) = match answer {
+            Answer::Ready { id, op, outcome } => (id, op, outcome),
+            Answer::Event { id, pending } => (
+                id,
+                "event",
+                settle(pending).await.map(|(_, _, event)| {
+                    let (counter, missing) = event.unwrap_or_default();
+                    Reply::Delivered { counter, missing }
+                }),
             ),
-            Err(e) => (
-                0,
-                "malformed",
-                Err(ErrorReply::new(ErrorKind::BadRequest, e.to_string())),
+            Answer::Ask { id, pending } => (
+                id,
+                "ask",
+                settle(pending).await.map(|(sealed, _, _)| Reply::Answer {
+                    envelope: Bytes(sealed),
+                }),
             ),
         };
         let outcome_label = match &outcome {
             Ok(_) => "ok",
             Err(e) => kind_label(e.kind),
         };
-        ctx.metrics.request(op_name, outcome_label);
+        metrics.request(op, outcome_label);
         match &outcome {
             Ok(_) => {
-                tracing::info!(%from, peer = %who, request = id, op = op_name, outcome = outcome_label, "admin request")
+                tracing::info!(%from, peer = %who, request = id, op, outcome = outcome_label, "admin request")
             }
             Err(e) => {
-                tracing::warn!(%from, peer = %who, request = id, op = op_name, outcome = outcome_label, error = %e.message, "admin request failed")
+                tracing::warn!(%from, peer = %who, request = id, op, outcome = outcome_label, error = %e.message, "admin request failed")
             }
         }
-        if write_response(&mut stream, &Response { id, outcome })
-            .await
-            .is_err()
-        {
-            break;
+        match node_protocol::encode_frame(&Response { id, outcome }.encode()) {
+            Ok(frame) => batch.extend_from_slice(&frame),
+            Err(e) => tracing::warn!(%from, peer = %who, request = id, "answer not sent: {e}"),
+        }
+        in_batch += 1;
+        if answers.is_empty() || in_batch >= ANSWER_BATCH {
+            if writer.write_all(&batch).await.is_err() || writer.flush().await.is_err() {
+                return writer;
+            }
+            batch.clear();
+            in_batch = 0;
         }
     }
-    let _ = stream.shutdown().await;
-    tracing::info!(%from, peer = %who, "admin session closed");
+    if !batch.is_empty() {
+        let _ = writer.write_all(&batch).await;
+        let _ = writer.flush().await;
+    }
+    writer
 }
 
 /// What an authorised session may do.

@@ -107,6 +107,13 @@ impl EventSink for ModuleSink {
     }
 }
 
+/// What a delivery produced: result bytes, events emitted, and for an event its counter and
+/// missing count.
+pub(crate) type Ran = (Vec<u8>, u64, Option<(u64, u64)>);
+
+/// Where the outcome of a queued delivery arrives.
+pub(crate) type Pending = oneshot::Receiver<Result<Ran, ErrorReply>>;
+
 /// How a call enters a module: through one of its ports, or as a protected event that is
 /// opened on the worker right before its input is called.
 enum Delivery {
@@ -601,12 +608,39 @@ impl ModuleHost {
 
     /// Runs one delivery on the module's worker: result bytes, events emitted, and for an
     /// event its counter and missing count.
-    #[allow(clippy::type_complexity)]
-    async fn run(
+    async fn run(&self, name: &str, delivery: Delivery) -> Result<Ran, ErrorReply> {
+        let pending = self.start(name, delivery).await?;
+        pending.await.unwrap_or_else(|_| {
+            Err(ErrorReply::new(
+                ErrorKind::Internal,
+                format!("module {name:?}'s worker stopped during the call"),
+            ))
+        })
+    }
+
+    /// Queues an event for module `name` (waiting for room in its queue, so deliveries keep
+    /// their order) and returns where its outcome will arrive: the admin session reads the
+    /// next request meanwhile, so events from one link are handled back to back.
+    pub(crate) async fn enqueue_event(
         &self,
         name: &str,
-        delivery: Delivery,
-    ) -> Result<(Vec<u8>, u64, Option<(u64, u64)>), ErrorReply> {
+        envelope: Vec<u8>,
+    ) -> Result<Pending, ErrorReply> {
+        self.start(name, Delivery::Event(envelope)).await
+    }
+
+    /// Like [`Self::enqueue_event`] for a protected request; the outcome's bytes are the sealed
+    /// response.
+    pub(crate) async fn enqueue_ask(
+        &self,
+        name: &str,
+        envelope: Vec<u8>,
+    ) -> Result<Pending, ErrorReply> {
+        self.start(name, Delivery::Ask(envelope)).await
+    }
+
+    /// Queues one delivery on the module's worker.
+    async fn start(&self, name: &str, delivery: Delivery) -> Result<Pending, ErrorReply> {
         let handle = self.get(name)?;
         if handle.frozen.load(Ordering::Acquire) {
             return Err(moved(name));
@@ -700,12 +734,7 @@ impl ModuleHost {
         // keeps their order); an admin's call is refused as busy instead.
         let wait = !matches!(delivery_kind, CallKind::Entry) && !is_port;
         Self::submit(&handle, job, wait).await?;
-        reply_rx.await.unwrap_or_else(|_| {
-            Err(ErrorReply::new(
-                ErrorKind::Internal,
-                format!("module {name:?}'s worker stopped during the call"),
-            ))
-        })
+        Ok(reply_rx)
     }
 
     /// Queues `job` for the module's worker. When the queue is full, `wait` keeps trying for up

@@ -268,14 +268,24 @@ async fn teemesh_ring(
     }
     let payload = vec![b'x'; size];
     for _ in 0..in_flight {
-        let reply = admin_a
-            .request(Op::Call {
-                module: "ping".into(),
-                kind: CallKind::Entry,
-                port: "emit".into(),
-                data: Bytes(payload.clone()),
-            })
-            .await?;
+        // The ring keeps the module's queue full; an admin call finding it full is refused as
+        // busy, and tried again.
+        let reply = loop {
+            match admin_a
+                .request(Op::Call {
+                    module: "ping".into(),
+                    kind: CallKind::Entry,
+                    port: "emit".into(),
+                    data: Bytes(payload.clone()),
+                })
+                .await
+            {
+                Err(node::NodeError::Remote(e)) if e.kind == node::protocol::ErrorKind::Busy => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                other => break other?,
+            }
+        };
         if !matches!(reply, Reply::Called { outputs: 1, .. }) {
             bail!("the relay module did not emit one event per `emit` call: {reply:?}");
         }
