@@ -42,20 +42,7 @@ pub fn parse_fixed_header(
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
-    let nibble = first >> 4;
-    let flags = first & 0x0F;
-    let packet_type = PacketType::from_nibble(nibble)
-        .filter(|packet| !(*packet == PacketType::Auth && version == ProtocolVersion::V311))
-        .ok_or(Error::ReservedPacketType(nibble))?;
-    if packet_type == PacketType::Publish {
-        crate::QoS::from_bits((flags >> 1) & 0x03)?;
-    } else if flags != packet_type.fixed_flags() {
-        return Err(Error::ReservedFlags {
-            packet: packet_type,
-            flags,
-            expected: packet_type.fixed_flags(),
-        });
-    }
+    let (packet_type, flags) = parse_first_byte(first, version)?;
     let Some((remaining_length, len_bytes)) =
         parse_variable_integer(&buf[1..], "remaining length")?
     else {
@@ -75,6 +62,25 @@ pub fn parse_fixed_header(
         });
     }
     Ok(Some(header))
+}
+
+/// The packet type and flags of a fixed header's first byte, checked.
+fn parse_first_byte(first: u8, version: ProtocolVersion) -> Result<(PacketType, u8), Error> {
+    let nibble = first >> 4;
+    let flags = first & 0x0F;
+    let packet_type = PacketType::from_nibble(nibble)
+        .filter(|packet| !(*packet == PacketType::Auth && version == ProtocolVersion::V311))
+        .ok_or(Error::ReservedPacketType(nibble))?;
+    if packet_type == PacketType::Publish {
+        crate::QoS::from_bits((flags >> 1) & 0x03)?;
+    } else if flags != packet_type.fixed_flags() {
+        return Err(Error::ReservedFlags {
+            packet: packet_type,
+            flags,
+            expected: packet_type.fixed_flags(),
+        });
+    }
+    Ok((packet_type, flags))
 }
 
 /// Decodes the packet at the start of `buf` for a connection speaking `version`.
@@ -146,15 +152,18 @@ impl Decoder {
         // Before CONNECT the version is unknown; only CONNECT is accepted, which reads the same
         // in both, so any version serves to check its header.
         let version = self.version.unwrap_or(ProtocolVersion::V5);
-        let Some(header) = parse_fixed_header(buf, version, self.max_packet_size)? else {
+        let Some(&first) = buf.first() else {
             return Ok(None);
         };
-        let is_connect = header.packet_type == PacketType::Connect;
+        // Judged on the first byte, before the rest of the header arrives.
+        let (packet_type, _) = parse_first_byte(first, version)?;
+        let is_connect = packet_type == PacketType::Connect;
         match self.version {
-            None if !is_connect => Err(Error::ExpectedConnect(header.packet_type)),
-            Some(_) if is_connect => Err(Error::UnexpectedConnect),
-            _ => Ok(Some(header)),
+            None if !is_connect => return Err(Error::ExpectedConnect(packet_type)),
+            Some(_) if is_connect => return Err(Error::UnexpectedConnect),
+            _ => {}
         }
+        parse_fixed_header(buf, version, self.max_packet_size)
     }
 
     /// Decodes the packet at the start of `buf`, as [`decode`] does, under the connection's
