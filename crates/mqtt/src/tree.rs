@@ -14,6 +14,11 @@ use crate::topic::TopicFilter;
 /// matching filter is visited exactly once, with the matching rules of [`crate::topic::matches`].
 /// Shared subscriptions are inserted under their [`TopicFilter::filter`]; the group is the
 /// broker's business, so `$share/…` text is refused here.
+///
+/// Filters deeper than [`TopicTree::MAX_LEVELS`] are refused: matching and dropping walk the
+/// tree recursively, and a client must not be able to make that recursion as deep as a
+/// 65,535-byte filter of slashes would (a broker answers such a subscription with
+/// [`crate::ReasonCode::TopicFilterInvalid`]). Topics of any depth can be matched.
 #[derive(Debug, Clone)]
 pub struct TopicTree<T> {
     root: Node<T>,
@@ -57,6 +62,9 @@ impl<T> Default for TopicTree<T> {
 }
 
 impl<T> TopicTree<T> {
+    /// The most levels a filter in the tree may have.
+    pub const MAX_LEVELS: usize = 1024;
+
     /// An empty tree.
     pub fn new() -> Self {
         Self {
@@ -155,6 +163,12 @@ fn slot<'n, T>(root: &'n mut Node<T>, filter: &str) -> Result<&'n mut Option<T>,
         return Err(Error::TopicFilterInvalid {
             filter: crate::error::excerpt(filter),
             reason: "insert a shared subscription under its filter, not its $share/ text",
+        });
+    }
+    if filter.split('/').count() > TopicTree::<T>::MAX_LEVELS {
+        return Err(Error::TopicFilterInvalid {
+            filter: crate::error::excerpt(filter),
+            reason: "it has more levels than a subscription may have (1024)",
         });
     }
     let mut node = root;

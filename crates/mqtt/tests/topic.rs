@@ -286,6 +286,26 @@ fn tree_insert_get_remove() {
 }
 
 #[test]
+fn tree_depth_is_bounded_but_topic_depth_is_not() {
+    let mut tree = TopicTree::new();
+    let deepest = vec!["+"; TopicTree::<()>::MAX_LEVELS].join("/");
+    tree.insert(&deepest, "deep").expect("at the limit");
+    tree.insert("#", "all").expect("valid");
+    let too_deep = format!("{deepest}/+");
+    assert!(matches!(
+        tree.insert(&too_deep, "deeper"),
+        Err(Error::TopicFilterInvalid { .. })
+    ));
+    // A topic of 32,768 levels walks only as deep as the tree.
+    let slashes = "/".repeat(32_767);
+    assert_eq!(tree.matching(&slashes), [&"all"]);
+    let exact = vec!["x"; TopicTree::<()>::MAX_LEVELS].join("/");
+    let mut found = tree.matching(&exact);
+    found.sort();
+    assert_eq!(found, [&"all", &"deep"]);
+}
+
+#[test]
 fn for_each_match_visits_each_filter_once() {
     let mut tree = TopicTree::new();
     for filter in ["#", "+/#", "+/+", "a/b", "a/#", "a/b/#", "+/b"] {
