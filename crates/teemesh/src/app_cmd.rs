@@ -36,6 +36,17 @@ pub(crate) enum AppCommand {
         /// The argument (e.g. JSON).
         arg: Option<String>,
     },
+    /// Send a request to a handler the descriptor exposes; prints its response as JSON.
+    Request {
+        #[command(flatten)]
+        state: crate::app_run::StateArgs,
+        /// The module.
+        module: String,
+        /// The handler.
+        handler: String,
+        /// The request (e.g. JSON).
+        arg: Option<String>,
+    },
     /// A module's output events, one JSON line each.
     Output {
         #[command(flatten)]
@@ -108,7 +119,25 @@ pub(crate) fn run(cmd: AppCommand) -> Result<()> {
             module,
             entry,
             arg,
-        } => crate::app_run::call(&state, &module, &entry, arg.as_deref()),
+        } => crate::app_run::call(
+            &state,
+            &module,
+            &entry,
+            arg.as_deref(),
+            node::protocol::CallKind::Entry,
+        ),
+        AppCommand::Request {
+            state,
+            module,
+            handler,
+            arg,
+        } => crate::app_run::call(
+            &state,
+            &module,
+            &handler,
+            arg.as_deref(),
+            node::protocol::CallKind::Handler,
+        ),
         AppCommand::Output {
             state,
             module,

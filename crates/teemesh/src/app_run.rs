@@ -131,8 +131,15 @@ pub(crate) fn status(args: &StateArgs) -> Result<()> {
     })
 }
 
-/// `teemesh app call MODULE ENTRY [ARG]`: calls an exposed entry.
-pub(crate) fn call(args: &StateArgs, module: &str, entry: &str, arg: Option<&str>) -> Result<()> {
+/// `teemesh app call MODULE ENTRY [ARG]` (an exposed entry, `kind` Entry) and `teemesh app
+/// request MODULE HANDLER [ARG]` (a request to an exposed handler, `kind` Handler).
+pub(crate) fn call(
+    args: &StateArgs,
+    module: &str,
+    entry: &str,
+    arg: Option<&str>,
+    kind: CallKind,
+) -> Result<()> {
     crate::async_runtime()?.block_on(async {
         let (state, _) = AppState::load(args.state.as_deref(), args.app.as_deref())?;
         state.require_enabled()?;
@@ -153,7 +160,7 @@ pub(crate) fn call(args: &StateArgs, module: &str, entry: &str, arg: Option<&str
         let reply = client
             .request(Op::Call {
                 module: module.to_owned(),
-                kind: CallKind::Entry,
+                kind,
                 port: entry.to_owned(),
                 data: Bytes(arg.unwrap_or("").as_bytes().to_vec()),
             })

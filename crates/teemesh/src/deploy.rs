@@ -16,7 +16,7 @@ use attest::{Digest256, Endorsements};
 use mesh::Descriptor;
 use mesh::descriptor::{ModuleCode, ModuleSpec, PortKind, Protection};
 use node::AdminClient;
-use node::protocol::{Bytes, CallKind, EventProtection, ModuleManifest, Op};
+use node::protocol::{Bytes, CallKind, EventProtection, ModuleManifest, Op, Reply};
 use serde_json::json;
 
 use crate::admin_cmd::refusal;
@@ -25,7 +25,7 @@ use crate::app_state::{
 };
 use crate::atls_cmd::PeerRefused;
 use crate::build_module::SourceBuilder;
-use crate::wire::{AttestedModule, Endpoint, connection_specs, load_attested};
+use crate::wire::{AttestedModule, Endpoint, connection_specs, verify_claims};
 
 /// Arguments of `teemesh deploy`.
 #[derive(Debug, clap::Args)]
@@ -189,10 +189,28 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
                 .position(|n| n.name == module.spec.node)
                 .context("module on an unknown node")?;
             let name = module.spec.name.to_string();
-            let done = load_attested(&mut clients[node], &verifiers[node], &name, &module.wasm)
+            let reply = clients[node]
+                .request(Op::Load {
+                    name: name.clone(),
+                    wasm: Bytes(module.wasm.clone()),
+                })
                 .await
+                .map_err(|e| refusal(e).context(format!("module {name}: load")))
                 .with_context(|| format!("on node {}", nodes[node].name))?;
+            // From here on a failure unloads it again, even one of its claims.
             loaded.push((node, name.clone()));
+            let Reply::Module(info) = reply else {
+                bail!("module {name}: the node did not answer the load");
+            };
+            let done = verify_claims(
+                &mut clients[node],
+                &verifiers[node],
+                &name,
+                Digest256::of(&module.wasm).0,
+                info.manifest,
+            )
+            .await
+            .with_context(|| format!("on node {}", nodes[node].name))?;
             check_ports(module.spec, &done.manifest)?;
             eprintln!(
                 "      {name} on {}: measurement verified, channel key {}",

@@ -62,7 +62,7 @@ connections:
   - {{from: source.out, to: relay.in}}
   - {{from: relay.out, to: sink.in, protection: authenticated}}
   - {{from: source.query, to: relay.answer}}
-expose: [source.emit, source.ask, relay.state-set, relay.state-get]
+expose: [source.emit, source.ask, relay.state-set, relay.state-get, relay.answer]
 "#,
         a = nodes[0].admin,
         b = nodes[1].admin,
@@ -122,6 +122,19 @@ fn a_module_is_updated_and_rekeyed_while_events_flow_with_none_lost_or_repeated(
         &home,
         &["app", "call", "relay", "state-set", "count=7"],
     ));
+    // An exposed handler takes requests from users too.
+    let answered: Value = serde_json::from_str(&ok(&teemesh(
+        &home,
+        &["app", "request", "relay", "answer", "hello"],
+    )))
+    .unwrap();
+    assert_eq!(
+        hex::decode(answered["result"].as_str().unwrap()).unwrap(),
+        b"answer:hello"
+    );
+    let out = teemesh(&home, &["app", "request", "relay", "in", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not exposed"));
 
     // A client keeps the application busy: events through source → relay → sink, and every
     // fourth call a request to the relay's handler.

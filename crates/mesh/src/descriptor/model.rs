@@ -26,7 +26,8 @@ pub struct AppSpec {
     /// Output→input and request→handler connections between modules.
     #[serde(default)]
     pub connections: Vec<ConnectionSpec>,
-    /// The entries (`module.entry`) a user may call.
+    /// The entries (`module.entry`) a user may call and the handlers (`module.handler`) a user
+    /// may send requests to.
     #[serde(default)]
     pub expose: Vec<PortRef>,
     /// Events fed to module inputs on a timer.

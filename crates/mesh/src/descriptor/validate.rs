@@ -271,16 +271,16 @@ pub(super) fn check(
         }
     }
 
-    // Exposed entries.
+    // Exposed entries and handlers.
     let mut exposed = BTreeSet::new();
     for (i, entry) in spec.expose.iter().enumerate() {
         let path = root.key("expose").index(i);
         let (_, kind) = resolve(&path, entry)?;
-        if kind != PortKind::Entry {
+        if !matches!(kind, PortKind::Entry | PortKind::Handler) {
             return err(
                 path,
                 format!(
-                    "{entry} is {}; only entries can be exposed",
+                    "{entry} is {}; only entries and handlers can be exposed",
                     kind.with_article()
                 ),
             );
