@@ -126,7 +126,10 @@ pub(crate) async fn serve_connection(
                     .send(Answer::Ready {
                         id: 0,
                         op: "malformed",
-                        outcome: Err(ErrorReply::new(ErrorKind::BadRequest, e.to_string())),
+                        outcome: Box::new(Err(ErrorReply::new(
+                            ErrorKind::BadRequest,
+                            e.to_string(),
+                        ))),
                     })
                     .await;
                 break;
@@ -159,7 +162,7 @@ pub(crate) async fn serve_connection(
                     (Some(e), _) => Answer::Ready {
                         id,
                         op,
-                        outcome: Err(e),
+                        outcome: Box::new(Err(e)),
                     },
                     (None, Op::Event { module, envelope }) if !down => {
                         match ctx.host.enqueue_event(&module, envelope.0).await {
@@ -167,7 +170,7 @@ pub(crate) async fn serve_connection(
                             Err(e) => Answer::Ready {
                                 id,
                                 op,
-                                outcome: Err(e),
+                                outcome: Box::new(Err(e)),
                             },
                         }
                     }
@@ -177,7 +180,7 @@ pub(crate) async fn serve_connection(
                             Err(e) => Answer::Ready {
                                 id,
                                 op,
-                                outcome: Err(e),
+                                outcome: Box::new(Err(e)),
                             },
                         }
                     }
@@ -186,7 +189,11 @@ pub(crate) async fn serve_connection(
                         greeted |= outcome
                             .as_ref()
                             .is_ok_and(|r| matches!(r, Reply::Hello { .. }));
-                        Answer::Ready { id, op, outcome }
+                        Answer::Ready {
+                            id,
+                            op,
+                            outcome: Box::new(outcome),
+                        }
                     }
                 }
             }
@@ -197,17 +204,17 @@ pub(crate) async fn serve_connection(
             }) => Answer::Ready {
                 id,
                 op: "unsupported",
-                outcome: Err(ErrorReply::new(
+                outcome: Box::new(Err(ErrorReply::new(
                     ErrorKind::Unsupported,
                     format!(
                         "this node speaks admin protocol version {version} and does not support this request: {detail}"
                     ),
-                )),
+                ))),
             },
             Err(e) => Answer::Ready {
                 id: 0,
                 op: "malformed",
-                outcome: Err(ErrorReply::new(ErrorKind::BadRequest, e.to_string())),
+                outcome: Box::new(Err(ErrorReply::new(ErrorKind::BadRequest, e.to_string()))),
             },
         };
         if answers.send(answer).await.is_err() {
@@ -232,7 +239,7 @@ enum Answer {
     Ready {
         id: u64,
         op: &'static str,
-        outcome: Result<Reply, ErrorReply>,
+        outcome: Box<Result<Reply, ErrorReply>>,
     },
     /// An event queued on its module's worker.
     Event {
@@ -267,7 +274,7 @@ async fn write_answers<W: AsyncWrite + Unpin>(
     let mut in_batch = 0;
     while let Some(answer) = answers.recv().await {
         let (id, op, outcome) = match answer {
-            Answer::Ready { id, op, outcome } => (id, op, outcome),
+            Answer::Ready { id, op, outcome } => (id, op, *outcome),
             Answer::Event { id, pending } => (
                 id,
                 "event",
