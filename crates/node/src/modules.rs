@@ -161,6 +161,9 @@ struct ModuleHandle {
     busy: AtomicBool,
     /// Set by a migration's export: the module takes no call or event any more here.
     frozen: AtomicBool,
+    /// Free places in the worker's queue: taken before a job is queued, given back when the
+    /// worker takes the job out, so deliveries can wait for room without polling.
+    slots: Arc<tokio::sync::Semaphore>,
     last_error: Mutex<Option<String>>,
 }
 
@@ -386,6 +389,7 @@ impl ModuleHost {
             failures: AtomicU64::new(0),
             busy: AtomicBool::new(false),
             frozen: AtomicBool::new(false),
+            slots: Arc::new(tokio::sync::Semaphore::new(CALL_QUEUE)),
             last_error: Mutex::new(None),
         }))
     }
@@ -737,8 +741,8 @@ impl ModuleHost {
         Ok(reply_rx)
     }
 
-    /// Queues `job` for the module's worker. When the queue is full, `wait` keeps trying for up
-    /// to [`REQUEST_TIMEOUT`]; otherwise the module is reported busy.
+    /// Queues `job` for the module's worker. When the queue is full, `wait` waits for a place
+    /// for up to [`REQUEST_TIMEOUT`]; otherwise the module is reported busy.
     async fn submit(handle: &ModuleHandle, job: Job, wait: bool) -> Result<(), ErrorReply> {
         let name = &handle.name;
         let sender = handle
@@ -752,28 +756,33 @@ impl ModuleHost {
                 format!("module {name:?} is being unloaded"),
             ));
         };
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        let mut job = job;
-        loop {
-            match sender.try_send(job) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Full(back)) if wait && Instant::now() < deadline => {
-                    job = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err(TrySendError::Full(_)) => {
-                    return Err(ErrorReply::new(
-                        ErrorKind::Busy,
-                        format!("module {name:?} has {CALL_QUEUE} calls waiting; try again later"),
-                    ));
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    return Err(ErrorReply::new(
-                        ErrorKind::NotFound,
-                        format!("module {name:?} stopped"),
-                    ));
-                }
-            }
+        let busy = || {
+            ErrorReply::new(
+                ErrorKind::Busy,
+                format!("module {name:?} has {CALL_QUEUE} calls waiting; try again later"),
+            )
+        };
+        let slot = if wait {
+            tokio::time::timeout(REQUEST_TIMEOUT, handle.slots.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        } else {
+            handle.slots.clone().try_acquire_owned().ok()
+        }
+        .ok_or_else(busy)?;
+        let job: Job = Box::new(move |module: &mut LoadedModule| {
+            // Out of the queue: its place is free again.
+            drop(slot);
+            job(module);
+        });
+        match sender.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(busy()),
+            Err(TrySendError::Disconnected(_)) => Err(ErrorReply::new(
+                ErrorKind::NotFound,
+                format!("module {name:?} stopped"),
+            )),
         }
     }
 
