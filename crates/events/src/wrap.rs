@@ -134,20 +134,24 @@ impl ModuleKeyPair {
 }
 
 impl ModuleKeyPair {
-    /// Opens a hand-over sealed to this key pair with [`seal_handover`] for exactly `context`.
+    /// Opens a hand-over sealed to this key pair by `sender` (the module's old instance, whose
+    /// key the caller took from attested claims) with [`seal_handover`], for exactly `context`.
     pub fn open_handover(
         &self,
         sealed: &[u8],
+        sender: &ModulePublicKey,
         context: &HandoverContext<'_>,
     ) -> Result<Zeroizing<Vec<u8>>, EventError> {
         if sealed.len() < HANDOVER_ENCAPSULATED_LEN {
             return Err(EventError::UnwrapFailed);
         }
+        let sender = <Kem as hpke::Kem>::PublicKey::from_bytes(sender.as_bytes())
+            .map_err(|_| EventError::UnwrapFailed)?;
         let (encapsulated, ciphertext) = sealed.split_at(HANDOVER_ENCAPSULATED_LEN);
         let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated)
             .map_err(|_| EventError::UnwrapFailed)?;
         hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, Kem>(
-            &OpModeR::Base,
+            &OpModeR::Auth(sender),
             &self.secret,
             &encapsulated,
             &context.info(),
@@ -187,18 +191,23 @@ impl HandoverContext<'_> {
     }
 }
 
-/// Seals `plaintext` (a module's hand-over) to the new instance's attested channel key for
-/// exactly `context`: HPKE base mode, the encapsulated key followed by the ciphertext.
+/// Seals `plaintext` (a module's hand-over) from `sender` (the old instance's key pair) to the
+/// new instance's attested channel key for exactly `context`: HPKE auth mode, so only the new
+/// instance opens it and it opens only as coming from the old one. The encapsulated key is
+/// followed by the ciphertext.
 pub fn seal_handover(
     plaintext: &[u8],
     recipient: &ModulePublicKey,
+    sender: &ModuleKeyPair,
     context: &HandoverContext<'_>,
 ) -> Result<Vec<u8>, EventError> {
     let recipient = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient.as_bytes())
         .map_err(|e| EventError::ModuleKey(format!("{e:?}")))?;
+    let sender_public = <Kem as hpke::Kem>::PublicKey::from_bytes(sender.public.as_bytes())
+        .map_err(|e| EventError::ModuleKey(format!("{e:?}")))?;
     let (encapsulated, ciphertext) =
         hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, Kem, _>(
-            &OpModeS::Base,
+            &OpModeS::Auth((sender.secret.clone(), sender_public)),
             &recipient,
             &context.info(),
             plaintext,

@@ -144,9 +144,10 @@ fn wrapped_keys_and_public_keys_travel_as_hex_json() {
 }
 
 #[test]
-fn a_handover_opens_only_for_its_module_key_and_context() {
+fn a_handover_opens_only_for_its_module_key_sender_and_context() {
     use events::wrap::{HandoverContext, seal_handover};
     let recipient = ModuleKeyPair::derive(&[3; 32]).unwrap();
+    let sender = ModuleKeyPair::derive(&[5; 32]).unwrap();
     let other = ModuleKeyPair::derive(&[4; 32]).unwrap();
     let measurement = [9u8; 32];
     let context = HandoverContext {
@@ -154,15 +155,15 @@ fn a_handover_opens_only_for_its_module_key_and_context() {
         module: "filter",
         measurement: &measurement,
     };
-    let sealed = seal_handover(b"state and ends", &recipient.public(), &context).unwrap();
-    assert_eq!(
-        recipient
-            .open_handover(&sealed, &context)
-            .unwrap()
-            .as_slice(),
-        b"state and ends"
-    );
-    assert!(other.open_handover(&sealed, &context).is_err());
+    let from = sender.public();
+    let sealed = seal_handover(b"state and ends", &recipient.public(), &sender, &context).unwrap();
+    let opened = recipient.open_handover(&sealed, &from, &context).unwrap();
+    assert_eq!(opened.as_slice(), b"state and ends");
+    assert!(other.open_handover(&sealed, &from, &context).is_err());
+    // Only the old instance can have sealed it: anyone else who knows the recipient's public
+    // key (it is in the claims) makes a hand-over that does not open as the old instance's.
+    let forged = seal_handover(b"injected", &recipient.public(), &other, &context).unwrap();
+    assert!(recipient.open_handover(&forged, &from, &context).is_err());
     let other_measurement = [8u8; 32];
     for wrong in [
         HandoverContext {
@@ -179,7 +180,7 @@ fn a_handover_opens_only_for_its_module_key_and_context() {
         },
     ] {
         assert!(
-            recipient.open_handover(&sealed, &wrong).is_err(),
+            recipient.open_handover(&sealed, &from, &wrong).is_err(),
             "{wrong:?}"
         );
     }
@@ -187,9 +188,13 @@ fn a_handover_opens_only_for_its_module_key_and_context() {
         let mut flipped = sealed.clone();
         flipped[i] ^= 1;
         assert!(
-            recipient.open_handover(&flipped, &context).is_err(),
+            recipient.open_handover(&flipped, &from, &context).is_err(),
             "byte {i}"
         );
     }
-    assert!(recipient.open_handover(&sealed[..31], &context).is_err());
+    assert!(
+        recipient
+            .open_handover(&sealed[..31], &from, &context)
+            .is_err()
+    );
 }

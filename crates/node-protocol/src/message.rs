@@ -141,18 +141,22 @@ pub enum Op {
     /// The first half of a migration: stop module `module` (events for it are answered
     /// [`ErrorKind::Moved`] and wait at their senders), wait until the peers acknowledged every
     /// event it sent, then seal its sealed state and connection ends (keys wrapped, counters) to
-    /// the channel key of its new instance on another node ([`Reply::Exported`]).
+    /// its new instance on another node ([`Reply::Exported`]). The node itself checks that the
+    /// recipient is the same module (name, measurement) on a node its peer policy affirms: the
+    /// new instance's claims, signed under that node's attested certificate, name its channel key.
     Export {
         /// The module.
         module: String,
         /// Its application (bound into the hand-over).
         app: String,
-        /// The new instance's channel key, from claims the deployer verified.
-        recipient: Bytes,
+        /// The new instance's signed module claims (JSON), naming its channel key.
+        recipient_claims: String,
+        /// The certificate of the node that signed them (its evidence is appraised).
+        recipient_certificate: Bytes,
     },
     /// The second half: module `module` (just loaded, the same code, no connections yet) takes
-    /// over the hand-over [`Op::Export`] sealed to it: sealed state, connection ends with their
-    /// keys and counters.
+    /// over the hand-over [`Op::Export`] sealed to it, after checking it comes from the old
+    /// instance, whose claims (signed by an affirmed node) name the key that sealed it.
     Import {
         /// The module.
         module: String,
@@ -160,6 +164,10 @@ pub enum Op {
         app: String,
         /// The sealed hand-over.
         handover: Bytes,
+        /// The old instance's signed module claims (JSON).
+        sender_claims: String,
+        /// The certificate of the node that signed them.
+        sender_certificate: Bytes,
     },
     /// Undoes an [`Op::Export`] that did not complete: the module serves again here.
     Thaw {
@@ -605,25 +613,26 @@ impl Request {
             Op::Export {
                 module,
                 app,
-                recipient,
-            } => {
-                check_module_name(module)?;
-                check_app_name(app)?;
-                if recipient.0.len() != 32 {
-                    return Err(ProtocolError::Invalid(
-                        "a channel key is 32 bytes (X25519)".into(),
-                    ));
-                }
-                Ok(())
+                recipient_claims: claims,
+                recipient_certificate: certificate,
             }
-            Op::Import {
+            | Op::Import {
                 module,
                 app,
-                handover,
+                sender_claims: claims,
+                sender_certificate: certificate,
+                ..
             } => {
                 check_module_name(module)?;
                 check_app_name(app)?;
-                if handover.0.len() > MAX_MODULE_LEN {
+                if claims.len() > MAX_CLAIMS_LEN || certificate.0.len() > MAX_CLAIMS_LEN {
+                    return Err(ProtocolError::Invalid(format!(
+                        "module claims and certificates are at most {MAX_CLAIMS_LEN} bytes"
+                    )));
+                }
+                if let Op::Import { handover, .. } = &self.op
+                    && handover.0.len() > MAX_MODULE_LEN
+                {
                     return Err(ProtocolError::Invalid(format!(
                         "a hand-over of {} bytes is larger than the {MAX_MODULE_LEN} allowed",
                         handover.0.len()
@@ -729,6 +738,9 @@ fn to_cbor<T: Serialize>(value: &T) -> Vec<u8> {
     }
     out
 }
+
+/// Largest signed module claims or node certificate in a migration request.
+const MAX_CLAIMS_LEN: usize = 64 << 10;
 
 fn check_app_name(app: &str) -> Result<(), ProtocolError> {
     if app.is_empty() || app.len() > MAX_NAME_LEN {

@@ -435,10 +435,11 @@ async fn dispatch(ctx: &AdminContext, op: Op, exporter: &[u8; 32]) -> Result<Rep
         Op::Export {
             module,
             app,
-            recipient,
+            recipient_claims,
+            recipient_certificate,
         } => ctx
             .host
-            .export(&module, &app, &recipient.0)
+            .export(&module, &app, &recipient_claims, &recipient_certificate.0)
             .await
             .map(|handover| Reply::Exported {
                 handover: Bytes(handover),
@@ -447,9 +448,17 @@ async fn dispatch(ctx: &AdminContext, op: Op, exporter: &[u8; 32]) -> Result<Rep
             module,
             app,
             handover,
+            sender_claims,
+            sender_certificate,
         } => ctx
             .host
-            .import(&module, &app, &handover.0)
+            .import(
+                &module,
+                &app,
+                &handover.0,
+                &sender_claims,
+                &sender_certificate.0,
+            )
             .await
             .map(|()| Reply::Connected),
         Op::Thaw { module } => ctx.host.thaw(&module).map(|()| Reply::Connected),

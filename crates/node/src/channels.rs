@@ -696,15 +696,38 @@ impl ModuleChannels {
             .any(|end| end.port == input && end.responses.is_none())
     }
 
-    /// Opens a migration's hand-over sealed to this instance for `app`.
+    /// Opens a migration's hand-over for `app` that `sender` (the old instance) sealed to this
+    /// one.
     pub(crate) fn open_handover(
         &self,
         sealed: &[u8],
+        sender: &ModulePublicKey,
         app: &str,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, events::EventError> {
         let identity = lock(&self.identity);
         identity.keys.open_handover(
             sealed,
+            sender,
+            &events::wrap::HandoverContext {
+                app,
+                module: &self.module,
+                measurement: &identity.measurement,
+            },
+        )
+    }
+
+    /// Seals a migration's hand-over for `app` from this instance to `recipient` (the new one).
+    pub(crate) fn seal_handover(
+        &self,
+        plaintext: &[u8],
+        recipient: &ModulePublicKey,
+        app: &str,
+    ) -> Result<Vec<u8>, events::EventError> {
+        let identity = lock(&self.identity);
+        events::wrap::seal_handover(
+            plaintext,
+            recipient,
+            &identity.keys,
             &events::wrap::HandoverContext {
                 app,
                 module: &self.module,

@@ -186,6 +186,7 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
     let host = Arc::new(ModuleHost::new(
         runtime,
         forwarder,
+        verifier.clone(),
         store.clone(),
         metrics.clone(),
         config.limits.output_queue,

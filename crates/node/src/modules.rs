@@ -225,6 +225,8 @@ struct Registry {
 pub(crate) struct ModuleHost {
     runtime: Arc<Runtime>,
     forwarder: Arc<Forwarder>,
+    /// Appraises other nodes (the peer policy): a migration's other instance must be on one.
+    peers: Arc<atls::PeerVerifier>,
     store: DataDir,
     metrics: Arc<Metrics>,
     output_queue: usize,
@@ -243,6 +245,7 @@ impl ModuleHost {
     pub(crate) fn new(
         runtime: Arc<Runtime>,
         forwarder: Arc<Forwarder>,
+        peers: Arc<atls::PeerVerifier>,
         store: DataDir,
         metrics: Arc<Metrics>,
         output_queue: usize,
@@ -250,6 +253,7 @@ impl ModuleHost {
         Self {
             runtime,
             forwarder,
+            peers,
             store,
             metrics,
             output_queue,
@@ -914,13 +918,16 @@ impl ModuleHost {
         &self,
         name: &str,
         app: &str,
-        recipient: &[u8],
+        recipient_claims: &str,
+        recipient_certificate: &[u8],
     ) -> Result<Vec<u8>, ErrorReply> {
         let handle = self.get(name)?;
-        let recipient: [u8; 32] = recipient
-            .try_into()
-            .map_err(|_| ErrorReply::new(ErrorKind::BadRequest, "a channel key is 32 bytes"))?;
-        let recipient = events::wrap::ModulePublicKey::from_bytes(recipient);
+        let recipient = self.other_instance(
+            &handle,
+            recipient_claims,
+            recipient_certificate,
+            "recipient",
+        )?;
         if handle.frozen.swap(true, Ordering::AcqRel) {
             return Err(ErrorReply::new(
                 ErrorKind::Exists,
@@ -929,7 +936,7 @@ impl ModuleHost {
         }
         let (sealed_tx, sealed_rx) = oneshot::channel::<Result<Vec<u8>, String>>();
         let channels = handle.channels.clone();
-        let (module_name, app_name) = (name.to_owned(), app.to_owned());
+        let app_name = app.to_owned();
         let job: Job = Box::new(move |module: &mut LoadedModule| {
             let sealed = (|| {
                 // Every call queued before the freeze has run; what it emitted must reach its
@@ -956,17 +963,9 @@ impl ModuleHost {
                 };
                 let mut plaintext = zeroize::Zeroizing::new(Vec::new());
                 ciborium::into_writer(&handover, &mut *plaintext).map_err(|e| e.to_string())?;
-                let measurement = module.measurement().0;
-                events::wrap::seal_handover(
-                    &plaintext,
-                    &recipient,
-                    &events::wrap::HandoverContext {
-                        app: &app_name,
-                        module: &module_name,
-                        measurement: &measurement,
-                    },
-                )
-                .map_err(|e| e.to_string())
+                channels
+                    .seal_handover(&plaintext, &recipient, &app_name)
+                    .map_err(|e| e.to_string())
             })();
             let _ = sealed_tx.send(sealed);
         });
@@ -1000,8 +999,11 @@ impl ModuleHost {
         name: &str,
         app: &str,
         sealed: &[u8],
+        sender_claims: &str,
+        sender_certificate: &[u8],
     ) -> Result<(), ErrorReply> {
         let handle = self.get(name)?;
+        let sender = self.other_instance(&handle, sender_claims, sender_certificate, "sender")?;
         if handle.channels.has_ends() {
             return Err(ErrorReply::new(
                 ErrorKind::Exists,
@@ -1010,7 +1012,7 @@ impl ModuleHost {
                 ),
             ));
         }
-        let plaintext = handle.channels.open_handover(sealed, app).map_err(|e| {
+        let plaintext = handle.channels.open_handover(sealed, &sender, app).map_err(|e| {
             ErrorReply::new(
                 ErrorKind::BadRequest,
                 format!("the hand-over for {name:?} does not open: {e} (was it sealed to this instance?)"),
@@ -1043,6 +1045,47 @@ impl ModuleHost {
         handle.channels.take_over(handover.ends)?;
         tracing::info!(module = %name, %app, "module imported: its sealed state and connections continue here");
         Ok(())
+    }
+
+    /// The channel key of the other instance of module `handle` in a migration, from its signed
+    /// claims: they must verify under `certificate`, whose evidence the peer policy affirms,
+    /// and name this module with this measurement.
+    fn other_instance(
+        &self,
+        handle: &ModuleHandle,
+        claims_json: &str,
+        certificate: &[u8],
+        role: &str,
+    ) -> Result<events::wrap::ModulePublicKey, ErrorReply> {
+        let refuse = |why: String| {
+            ErrorReply::new(
+                ErrorKind::Unauthorised,
+                format!("the {role} of {:?}'s hand-over: {why}", handle.name),
+            )
+        };
+        let signed: atls::SignedModuleClaims = serde_json::from_str(claims_json)
+            .map_err(|e| refuse(format!("malformed module claims: {e}")))?;
+        let verified = atls::verify_module_claims(certificate, &signed, &self.peers)
+            .map_err(|e| refuse(e.to_string()))?;
+        let measurement = handle.loaded().measurement;
+        let expected = hex::decode(&measurement)
+            .ok()
+            .and_then(|m| <[u8; 32]>::try_from(m).ok())
+            .ok_or_else(|| refuse("this module's measurement is unreadable".into()))?;
+        verified
+            .require_measurement(&Measurement256(expected))
+            .map_err(|e| refuse(format!("{e} (a migration moves the same code)")))?;
+        if signed.claims.name != handle.name {
+            return Err(refuse(format!(
+                "its claims are for module {:?}",
+                signed.claims.name
+            )));
+        }
+        let key = signed
+            .claims
+            .channel_key
+            .ok_or_else(|| refuse("its claims name no channel key".into()))?;
+        Ok(events::wrap::ModulePublicKey::from_bytes(key.0))
     }
 
     /// Undoes an export ([`node_protocol::Op::Thaw`]).

@@ -201,6 +201,9 @@ pub(crate) fn migrate(
                 from_node.name
             ),
         );
+        // The old instance's claims, verified now: the new node checks the hand-over came
+        // from the key they name.
+        let old = sessions.attested(&state, module).await?;
         let exported = sessions
             .request(
                 &state,
@@ -208,7 +211,8 @@ pub(crate) fn migrate(
                 Op::Export {
                     module: module.to_owned(),
                     app: state.app.clone(),
-                    recipient: node::protocol::Bytes(fresh.channel_key.as_bytes().to_vec()),
+                    recipient_claims: fresh.signed_claims_json.clone(),
+                    recipient_certificate: node::protocol::Bytes(fresh.node_certificate.clone()),
                 },
             )
             .await;
@@ -235,6 +239,8 @@ pub(crate) fn migrate(
                     module: module.to_owned(),
                     app: state.app.clone(),
                     handover,
+                    sender_claims: old.signed_claims_json.clone(),
+                    sender_certificate: node::protocol::Bytes(old.node_certificate.clone()),
                 },
             )
             .await;

@@ -380,6 +380,7 @@ async fn run_async(measurement: Measurement384) -> Result<Vec<String>> {
     // The actuator moves to node-b while the sensor ticks: its state and its connection end
     // are sealed to its new instance there, and the filter's end is pointed at node-b.
     let moved = load_attested(&mut admins[1], &verifier, "actuator", ACTUATOR).await?;
+    let old = modules[2].clone();
     let node_b = nodes[1].admin_addr.to_string();
     let (sensor_admin, rest) = admins.split_at_mut(1);
     let (node_b_admin, node_c_admin) = rest.split_at_mut(1);
@@ -388,7 +389,8 @@ async fn run_async(measurement: Measurement384) -> Result<Vec<String>> {
             .request(Op::Export {
                 module: "actuator".into(),
                 app: "sensor-alarm".into(),
-                recipient: Bytes(moved.channel_key.as_bytes().to_vec()),
+                recipient_claims: moved.signed_claims_json.clone(),
+                recipient_certificate: Bytes(moved.node_certificate.clone()),
             })
             .await?
         else {
@@ -399,6 +401,8 @@ async fn run_async(measurement: Measurement384) -> Result<Vec<String>> {
                 module: "actuator".into(),
                 app: "sensor-alarm".into(),
                 handover,
+                sender_claims: old.signed_claims_json.clone(),
+                sender_certificate: Bytes(old.node_certificate.clone()),
             })
             .await?;
         node_b_admin[0]

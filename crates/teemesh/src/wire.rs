@@ -44,6 +44,10 @@ pub(crate) struct AttestedModule {
     pub(crate) channel_key: ModulePublicKey,
     /// Its ports, as the node reported them.
     pub(crate) manifest: ModuleManifest,
+    /// The claims as the node signed them (JSON), and the node's certificate they verify
+    /// under: what a migration shows the module's other instance.
+    pub(crate) signed_claims_json: String,
+    pub(crate) node_certificate: Vec<u8>,
 }
 
 /// Uploads `wasm` as module `name` and verifies the claims the node signs for it under
@@ -112,6 +116,8 @@ pub(crate) async fn verify_claims(
         measurement,
         channel_key: ModulePublicKey::from_bytes(channel_key.0),
         manifest,
+        signed_claims_json,
+        node_certificate: node_certificate.0,
     })
 }
 

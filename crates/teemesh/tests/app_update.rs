@@ -405,3 +405,126 @@ fn a_module_migrates_to_another_node_while_events_flow_with_none_lost_or_repeate
         b"answer:ping"
     );
 }
+
+#[test]
+fn a_node_hands_a_module_over_only_to_and_from_a_verified_instance_of_it() {
+    use node::protocol::{Bytes, ErrorKind, Op, Reply};
+    use node::{AdminClient, AdminKey, NodeError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let key = ok(&teemesh(&home, &["admin", "key"])).trim().to_owned();
+    let a = NodeProcess::start(dir.path(), "node-a", &key);
+    let b = NodeProcess::start(dir.path(), "node-b", &key);
+    let c = NodeProcess::start(dir.path(), "node-c", &key);
+    std::fs::write(dir.path().join("guest.wasm"), guest::component()).unwrap();
+    let app = dir.path().join("app.yaml");
+    std::fs::write(&app, descriptor([&a, &b, &c])).unwrap();
+    ok(&teemesh(&home, &["deploy", app.to_str().unwrap()]));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let admin = AdminKey::load_or_create(&home.join("admin-key.pem")).unwrap();
+        let verifier = std::sync::Arc::new(atls::PeerVerifier::new(
+            attest::AppraisalPolicy::from_toml("allow_simulated = true").unwrap(),
+            attest::Endorsements::default(),
+        ));
+        let mut node_b = AdminClient::connect(&b.admin, &admin, verifier.clone())
+            .await
+            .unwrap();
+        let mut node_c = AdminClient::connect(&c.admin, &admin, verifier)
+            .await
+            .unwrap();
+        let claims_of = |reply: Reply| match reply {
+            Reply::Claims {
+                signed_claims_json,
+                node_certificate,
+            } => (signed_claims_json, node_certificate),
+            other => panic!("{other:?}"),
+        };
+        // The sink on node C runs the same code as the relay, under another name.
+        let (sink_claims, c_cert) = claims_of(
+            node_c
+                .request(Op::Claims {
+                    module: "sink".into(),
+                })
+                .await
+                .unwrap(),
+        );
+        let refused = |outcome: Result<Reply, NodeError>, why: &str| match outcome {
+            Err(NodeError::Remote(e)) => {
+                assert_eq!(e.kind, ErrorKind::Unauthorised, "{e:?}");
+                assert!(e.message.contains(why), "{}", e.message);
+            }
+            other => panic!("not refused: {other:?}"),
+        };
+        let export = |claims: &str, cert: &Bytes| Op::Export {
+            module: "relay".into(),
+            app: "relay-update".into(),
+            recipient_claims: claims.to_owned(),
+            recipient_certificate: cert.clone(),
+        };
+        refused(
+            node_b.request(export(&sink_claims, &c_cert)).await,
+            "its claims are for module \"sink\"",
+        );
+        // Claims edited to name the relay, or to name another channel key (someone's who
+        // would read the hand-over), no longer verify: the node signed what they said.
+        let mut renamed: serde_json::Value = serde_json::from_str(&sink_claims).unwrap();
+        renamed["claims"]["name"] = "relay".into();
+        refused(
+            node_b.request(export(&renamed.to_string(), &c_cert)).await,
+            "the node signature is not valid",
+        );
+        let mut rekeyed: serde_json::Value = serde_json::from_str(&sink_claims).unwrap();
+        rekeyed["claims"]["channel_key"] = "ab".repeat(32).into();
+        refused(
+            node_b.request(export(&rekeyed.to_string(), &c_cert)).await,
+            "the node signature is not valid",
+        );
+        // A hand-over that the old instance did not seal is not taken over.
+        let load = node_c
+            .request(Op::Load {
+                name: "relay".into(),
+                wasm: Bytes(guest::component()),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(load, Reply::Module(_)));
+        let (relay_b_claims, b_cert) = claims_of(
+            node_b
+                .request(Op::Claims {
+                    module: "relay".into(),
+                })
+                .await
+                .unwrap(),
+        );
+        let import = node_c
+            .request(Op::Import {
+                module: "relay".into(),
+                app: "relay-update".into(),
+                handover: Bytes(vec![7; 200]),
+                sender_claims: relay_b_claims,
+                sender_certificate: b_cert,
+            })
+            .await;
+        match import {
+            Err(NodeError::Remote(e)) => {
+                assert_eq!(e.kind, ErrorKind::BadRequest, "{e:?}");
+                assert!(e.message.contains("does not open"), "{}", e.message);
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+    });
+    // The relay was never frozen: events still go through it.
+    ok(&teemesh(&home, &["app", "call", "source", "emit", "after"]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: Value = serde_json::from_str(&ok(&teemesh(&home, &["app", "status"]))).unwrap();
+        if receivers(&status, "sink")[0]["events"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
