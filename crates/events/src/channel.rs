@@ -67,8 +67,7 @@ impl EventSender {
     ) -> Self {
         Self {
             announce_resume: true,
-            next: Some(next_counter),
-            ..Self::new(key, connection, direction, protection)
+            ..Self::continuing(key, connection, direction, protection, next_counter)
         }
     }
 

@@ -236,15 +236,7 @@ impl SealedStore {
 
     /// Stores `value` under `key` and persists; on error nothing changes.
     pub fn set(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return Err(format!("state key must have 1 to {MAX_KEY_LEN} bytes"));
-        }
-        if value.len() > MAX_VALUE_LEN {
-            return Err(format!(
-                "state value of {} bytes is larger than the {MAX_VALUE_LEN} allowed",
-                value.len()
-            ));
-        }
+        check_entry(key, value)?;
         let old = self.entries.get(key).map_or(0, |v| key.len() + v.len());
         let total = self.total_len - old + key.len() + value.len();
         if total > MAX_TOTAL_LEN {
@@ -283,15 +275,7 @@ impl SealedStore {
         }
         let mut total = 0usize;
         for (key, value) in &entries {
-            if key.is_empty() || key.len() > MAX_KEY_LEN {
-                return Err(format!("state key must have 1 to {MAX_KEY_LEN} bytes"));
-            }
-            if value.len() > MAX_VALUE_LEN {
-                return Err(format!(
-                    "state value of {} bytes is larger than the {MAX_VALUE_LEN} allowed",
-                    value.len()
-                ));
-            }
+            check_entry(key, value)?;
             total += key.len() + value.len();
         }
         if total > MAX_TOTAL_LEN {
@@ -431,6 +415,20 @@ fn decode_entries(mut bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String>
         return Err(format!("{} bytes after the last entry", bytes.len()));
     }
     Ok(entries)
+}
+
+/// The limits on one entry.
+fn check_entry(key: &str, value: &[u8]) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(format!("state key must have 1 to {MAX_KEY_LEN} bytes"));
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(format!(
+            "state value of {} bytes is larger than the {MAX_VALUE_LEN} allowed",
+            value.len()
+        ));
+    }
+    Ok(())
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

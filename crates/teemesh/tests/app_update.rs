@@ -13,33 +13,12 @@ mod guest;
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{NodeProcess, TEEMESH};
-
-fn teemesh(home: &Path, args: &[&str]) -> Output {
-    Command::new(TEEMESH)
-        .args(args)
-        .env("TEEMESH_HOME", home)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+use support::{NodeProcess, ok, teemesh};
 
 fn descriptor(nodes: [&NodeProcess; 3]) -> String {
     descriptor_with(nodes, "")
@@ -99,6 +78,100 @@ fn measurement_in(status: &Value, module: &str) -> String {
         .to_owned()
 }
 
+/// A client that keeps the application busy from a thread of its own: events through source →
+/// relay → sink, and (with `ask_every`) a request to the relay's handler every so many events.
+struct Client {
+    stop: Arc<AtomicBool>,
+    emitted: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Client {
+    fn start(home: &Path, ask_every: Option<u64>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let emitted = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (home, stop, emitted) = (home.to_owned(), stop.clone(), emitted.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    ok(&teemesh(
+                        &home,
+                        &["app", "call", "source", "emit", &format!("{n}")],
+                    ));
+                    emitted.fetch_add(1, Ordering::Relaxed);
+                    if ask_every.is_some_and(|every| n % every == every - 1) {
+                        let asked: Value = serde_json::from_str(&ok(&teemesh(
+                            &home,
+                            &["app", "call", "source", "ask", "ping"],
+                        )))
+                        .unwrap();
+                        assert_eq!(
+                            hex::decode(asked["result"].as_str().unwrap()).unwrap(),
+                            b"answer:ping",
+                            "{asked}"
+                        );
+                    }
+                    n += 1;
+                }
+            })
+        };
+        Self {
+            stop,
+            emitted,
+            thread,
+        }
+    }
+
+    fn emitted(&self) -> u64 {
+        self.emitted.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` further events were emitted.
+    fn wait_for(&self, more: u64) {
+        let target = self.emitted() + more;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.emitted() < target {
+            assert!(Instant::now() < deadline, "the client stalled");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the client; returns how many events it emitted.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        self.emitted.load(Ordering::Relaxed)
+    }
+}
+
+/// `app status` once the sink counted `total` events (or after 30 s).
+fn status_once_sink_has(home: &Path, total: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: Value = serde_json::from_str(&ok(&teemesh(home, &["app", "status"]))).unwrap();
+        if receivers(&status, "sink")[0]["events"] == total || Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every event arrived once at both hops: `total` at the relay's event input and at the sink,
+/// nothing missing, forged, replayed or malformed.
+fn assert_counted_once(status: &Value, total: u64) {
+    let relay = receivers(status, "relay");
+    let sink = receivers(status, "sink");
+    let events_in = relay.iter().find(|r| r["connection"] == 1).unwrap();
+    assert_eq!(events_in["events"], total, "relay: {relay:?}");
+    assert_eq!(sink[0]["events"], total, "sink: {sink:?}");
+    for end in relay.iter().chain(&sink) {
+        for counter in ["missing", "forged", "replayed", "malformed"] {
+            assert_eq!(end[counter], 0, "{counter} in {end}");
+        }
+    }
+}
+
 #[test]
 fn a_module_is_updated_and_rekeyed_while_events_flow_with_none_lost_or_repeated() {
     let dir = tempfile::tempdir().unwrap();
@@ -138,40 +211,8 @@ fn a_module_is_updated_and_rekeyed_while_events_flow_with_none_lost_or_repeated(
 
     // A client keeps the application busy: events through source → relay → sink, and every
     // fourth call a request to the relay's handler.
-    let stop = Arc::new(AtomicBool::new(false));
-    let emitted = Arc::new(AtomicU64::new(0));
-    let client = {
-        let (home, stop, emitted) = (home.clone(), stop.clone(), emitted.clone());
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let out = teemesh(&home, &["app", "call", "source", "emit", &format!("{n}")]);
-                ok(&out);
-                emitted.fetch_add(1, Ordering::Relaxed);
-                if n % 4 == 3 {
-                    let asked: Value = serde_json::from_str(&ok(&teemesh(
-                        &home,
-                        &["app", "call", "source", "ask", "ping"],
-                    )))
-                    .unwrap();
-                    assert_eq!(
-                        hex::decode(asked["result"].as_str().unwrap()).unwrap(),
-                        b"answer:ping",
-                        "{asked}"
-                    );
-                }
-                n += 1;
-            }
-        })
-    };
-    let wait_for = |count: u64| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while emitted.load(Ordering::Relaxed) < count {
-            assert!(Instant::now() < deadline, "the client stalled");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    wait_for(4);
+    let client = Client::start(&home, Some(4));
+    client.wait_for(4);
 
     // The update itself, while the client runs.
     let out = teemesh(
@@ -189,37 +230,17 @@ fn a_module_is_updated_and_rekeyed_while_events_flow_with_none_lost_or_repeated(
         serde_json::json!([1, 2, 3]),
         "{updated}"
     );
-    let after_update = emitted.load(Ordering::Relaxed);
-    wait_for(after_update + 4);
+    client.wait_for(4);
 
     // A key rotation of every connection, also while the client runs.
     let rotated: Value = serde_json::from_str(&ok(&teemesh(&home, &["app", "rekey"]))).unwrap();
     assert_eq!(rotated["rekeyed"], serde_json::json!([1, 2, 3]));
-    wait_for(emitted.load(Ordering::Relaxed) + 4);
-    stop.store(true, Ordering::Relaxed);
-    client.join().unwrap();
-    let total = emitted.load(Ordering::Relaxed);
+    client.wait_for(4);
+    let total = client.stop();
 
     // Counted end to end: every event arrived at the relay and at the sink once.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        let status: Value = serde_json::from_str(&ok(&teemesh(&home, &["app", "status"]))).unwrap();
-        let sink = receivers(&status, "sink");
-        if sink[0]["events"] == total || Instant::now() > deadline {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let relay = receivers(&status, "relay");
-    let sink = receivers(&status, "sink");
-    let events_in = relay.iter().find(|r| r["connection"] == 1).unwrap();
-    assert_eq!(events_in["events"], total, "relay: {relay:?}");
-    assert_eq!(sink[0]["events"], total, "sink: {sink:?}");
-    for end in relay.iter().chain(&sink) {
-        for counter in ["missing", "forged", "replayed", "malformed"] {
-            assert_eq!(end[counter], 0, "{counter} in {end}");
-        }
-    }
+    let status = status_once_sink_has(&home, total);
+    assert_counted_once(&status, total);
     assert_eq!(measurement_in(&status, "relay"), v1_measurement);
     // Every connection has an end at the relay, so each end was re-keyed twice: by the update
     // and by the rotation.
@@ -301,30 +322,8 @@ fn a_module_migrates_to_another_node_while_events_flow_with_none_lost_or_repeate
         &["app", "call", "relay", "state-set", "count=7"],
     ));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let emitted = Arc::new(AtomicU64::new(0));
-    let client = {
-        let (home, stop, emitted) = (home.clone(), stop.clone(), emitted.clone());
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                ok(&teemesh(
-                    &home,
-                    &["app", "call", "source", "emit", &format!("{n}")],
-                ));
-                emitted.fetch_add(1, Ordering::Relaxed);
-                n += 1;
-            }
-        })
-    };
-    let wait_for = |count: u64| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while emitted.load(Ordering::Relaxed) < count {
-            assert!(Instant::now() < deadline, "the client stalled");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    wait_for(4);
+    let client = Client::start(&home, None);
+    client.wait_for(4);
     let out = teemesh(&home, &["app", "migrate", "relay", "--to", "node-d"]);
     let migrated: Value = serde_json::from_str(&ok(&out)).unwrap();
     let progress = String::from_utf8_lossy(&out.stderr);
@@ -343,20 +342,10 @@ fn a_module_migrates_to_another_node_while_events_flow_with_none_lost_or_repeate
         serde_json::json!([1, 2, 3]),
         "{migrated}"
     );
-    wait_for(emitted.load(Ordering::Relaxed) + 6);
-    stop.store(true, Ordering::Relaxed);
-    client.join().unwrap();
-    let total = emitted.load(Ordering::Relaxed);
+    client.wait_for(6);
+    let total = client.stop();
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        let status: Value = serde_json::from_str(&ok(&teemesh(&home, &["app", "status"]))).unwrap();
-        let sink = receivers(&status, "sink");
-        if sink[0]["events"] == total || Instant::now() > deadline {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = status_once_sink_has(&home, total);
     let relay_entry = status["modules"]
         .as_array()
         .unwrap()
@@ -364,17 +353,8 @@ fn a_module_migrates_to_another_node_while_events_flow_with_none_lost_or_repeate
         .find(|m| m["name"] == "relay")
         .unwrap();
     assert_eq!(relay_entry["node"], "node-d", "{relay_entry}");
-    let relay = receivers(&status, "relay");
-    let sink = receivers(&status, "sink");
-    let events_in = relay.iter().find(|r| r["connection"] == 1).unwrap();
     // The counts moved with the connection ends: one sequence across both nodes.
-    assert_eq!(events_in["events"], total, "relay: {relay:?}");
-    assert_eq!(sink[0]["events"], total, "sink: {sink:?}");
-    for end in relay.iter().chain(&sink) {
-        for counter in ["missing", "forged", "replayed", "malformed"] {
-            assert_eq!(end[counter], 0, "{counter} in {end}");
-        }
-    }
+    assert_counted_once(&status, total);
     let count: Value = serde_json::from_str(&ok(&teemesh(
         &home,
         &["app", "call", "relay", "state-get", "count"],

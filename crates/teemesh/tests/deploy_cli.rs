@@ -9,32 +9,11 @@
 mod guest;
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{NodeProcess, TEEMESH};
-
-fn teemesh(home: &Path, args: &[&str]) -> Output {
-    Command::new(TEEMESH)
-        .args(args)
-        .env("TEEMESH_HOME", home)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
+use support::{NodeProcess, ok, teemesh};
 
 fn descriptor(nodes: &[&NodeProcess; 3], measurement: &str, node_policy: &str) -> String {
     format!(

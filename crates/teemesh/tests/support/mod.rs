@@ -3,9 +3,31 @@
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub const TEEMESH: &str = env!("CARGO_BIN_EXE_teemesh");
+
+/// Runs `teemesh ARGS` with `$TEEMESH_HOME` set to `home`.
+pub fn teemesh(home: &Path, args: &[&str]) -> Output {
+    Command::new(TEEMESH)
+        .args(args)
+        .env("TEEMESH_HOME", home)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// The stdout of a command that must have succeeded; its exit code and outputs otherwise.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
 
 /// A running `teemesh node`; killed when dropped.
 pub struct NodeProcess {
