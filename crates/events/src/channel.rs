@@ -11,6 +11,9 @@ use chacha20poly1305::{ChaCha20Poly1305, Tag};
 use crate::envelope::{ENVELOPE_HEADER_LEN, Envelope, EnvelopeHeader, MAX_EVENT_LEN, TAG_LEN};
 use crate::{ConnectionId, ConnectionKey, Direction, EventError, Protection};
 
+/// Staged keys a receiver accepts beside the one in use, at most.
+pub const MAX_PENDING_KEYS: usize = 4;
+
 /// Associated-data prefix of every event, so no other AEAD use of a key can be confused with it.
 const EVENT_AAD_LABEL: &[u8] = b"teemesh-event-v1";
 
@@ -263,10 +266,9 @@ pub struct EventReceiver {
     connection: ConnectionId,
     direction: Direction,
     protection: Protection,
-    cipher: ChaCha20Poly1305,
-    /// The key the sender switches to after a re-key, accepted beside the current one until
-    /// the first event under it is delivered, which retires the old key.
-    staged: Option<ChaCha20Poly1305>,
+    /// The keys accepted, oldest first: the one in use, then the ones staged by re-keys that no
+    /// event has used yet. An event under a key retires every older one.
+    keys: Vec<ChaCha20Poly1305>,
     /// The lowest acceptable counter; `None` once the last possible one was delivered.
     expected: Option<u64>,
 }
@@ -295,23 +297,33 @@ impl EventReceiver {
             connection,
             direction,
             protection,
-            cipher: key.direction_cipher(connection, direction, protection),
-            staged: None,
+            keys: vec![key.direction_cipher(connection, direction, protection)],
             expected: Some(expected),
         }
     }
 
-    /// Stages `key` for a re-key: events under it are accepted beside the current key's (the
-    /// sender's events sealed before it switched may still be on their way), with one counter
-    /// order across both. The first authentic new event under `key` retires the old key, so
-    /// from then on an event under the old key is forged. Staging again replaces the staged key.
-    pub fn stage_key(&mut self, key: &ConnectionKey) {
-        self.staged = Some(key.direction_cipher(self.connection, self.direction, self.protection));
+    /// Stages `key` for a re-key: events under it are accepted beside those under the keys
+    /// already accepted (the sender's events sealed before it switched may still be on their
+    /// way, and on a quiet connection the sender may still use an earlier staged key), with one
+    /// counter order across all. The first authentic new event under a key retires every older
+    /// one, so from then on their events are forged. At most [`MAX_PENDING_KEYS`] keys wait.
+    pub fn stage_key(&mut self, key: &ConnectionKey) -> Result<(), EventError> {
+        let pending = self.keys.len() - 1;
+        if pending >= MAX_PENDING_KEYS {
+            return Err(EventError::TooManyKeys {
+                connection: self.connection,
+                direction: self.direction,
+                pending,
+            });
+        }
+        self.keys
+            .push(key.direction_cipher(self.connection, self.direction, self.protection));
+        Ok(())
     }
 
-    /// True while a staged key waits for its first event.
-    pub fn has_staged_key(&self) -> bool {
-        self.staged.is_some()
+    /// How many staged keys no event has used yet.
+    pub fn pending_keys(&self) -> usize {
+        self.keys.len() - 1
     }
 
     /// What this direction's AEAD protects.
@@ -364,16 +376,15 @@ impl EventReceiver {
                 .ok()
                 .map(|()| payload)
         };
-        let (payload, under_staged) = match open_with(&self.cipher) {
-            Some(payload) => (payload, false),
-            None => match self.staged.as_ref().and_then(open_with) {
-                Some(payload) => (payload, true),
-                None => {
-                    return Err(Rejection::Forged {
-                        counter: header.counter,
-                    });
-                }
-            },
+        let Some((used, payload)) = self
+            .keys
+            .iter()
+            .enumerate()
+            .find_map(|(i, key)| open_with(key).map(|payload| (i, payload)))
+        else {
+            return Err(Rejection::Forged {
+                counter: header.counter,
+            });
         };
         let expected = match self.expected {
             Some(expected) if header.counter >= expected => expected,
@@ -385,9 +396,8 @@ impl EventReceiver {
             }
         };
         self.expected = header.counter.checked_add(1);
-        if under_staged && let Some(staged) = self.staged.take() {
-            self.cipher = staged;
-        }
+        // The sender uses this key: every older one is retired.
+        self.keys.drain(..used);
         Ok(Delivered {
             payload,
             counter: header.counter,

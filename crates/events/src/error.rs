@@ -22,6 +22,18 @@ pub enum EventError {
         /// Its direction.
         direction: crate::Direction,
     },
+    /// A receiver already accepts [`crate::MAX_PENDING_KEYS`] keys that no event proved in use.
+    #[error(
+        "connection {connection} ({direction}) has {pending} new keys that no event has used yet; let an event through before re-keying it again"
+    )]
+    TooManyKeys {
+        /// The connection.
+        connection: crate::ConnectionId,
+        /// Its direction.
+        direction: crate::Direction,
+        /// Keys staged and not yet used.
+        pending: usize,
+    },
     /// A connection id has the bit the nonce reserves for the direction.
     #[error("connection id {0} is out of range (ids are below 2^31)")]
     ConnectionIdOutOfRange(u32),

@@ -21,7 +21,7 @@ mod error;
 mod key;
 pub mod wrap;
 
-pub use channel::{Delivered, EventReceiver, EventSender, Rejection};
+pub use channel::{Delivered, EventReceiver, EventSender, MAX_PENDING_KEYS, Rejection};
 pub use envelope::{ENVELOPE_HEADER_LEN, Envelope, EnvelopeHeader, MAX_EVENT_LEN, TAG_LEN};
 pub use error::EventError;
 pub use key::{ConnectionId, ConnectionKey, Direction, Protection};

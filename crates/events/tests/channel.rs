@@ -272,7 +272,7 @@ fn a_rekey_keeps_one_counter_order_and_retires_the_old_key() {
             .collect();
         // The receiver learns the new key first; the sender switches while events sealed
         // under the old key are still on their way.
-        receiver.stage_key(&new);
+        receiver.stage_key(&new).unwrap();
         sender.rekey(&new);
         let after: Vec<Vec<u8>> = (3..6)
             .map(|n| sender.seal(format!("new {n}").as_bytes()).expect("seal"))
@@ -281,11 +281,11 @@ fn a_rekey_keeps_one_counter_order_and_retires_the_old_key() {
 
         assert_eq!(receiver.open(&before[0]), Ok(delivered(b"old 0", 0, 0)));
         assert_eq!(receiver.open(&before[1]), Ok(delivered(b"old 1", 1, 0)));
-        assert!(receiver.has_staged_key());
+        assert_eq!(receiver.pending_keys(), 1);
         // Event 2 under the old key is lost on the way; the first new-key event reports it
         // missing and retires the old key.
         assert_eq!(receiver.open(&after[0]), Ok(delivered(b"new 3", 3, 1)));
-        assert!(!receiver.has_staged_key());
+        assert_eq!(receiver.pending_keys(), 0);
         assert_eq!(
             receiver.open(&before[2]),
             Err(Rejection::Forged { counter: 2 }),
@@ -328,10 +328,57 @@ fn a_new_key_nobody_staged_is_forged_and_a_staged_key_alone_moves_nothing() {
     assert_eq!(receiver.expected(), Some(0), "a forged event moves nothing");
 
     // A staged key that is not the sender's changes nothing either.
-    receiver.stage_key(&other);
+    receiver.stage_key(&other).unwrap();
     assert_eq!(receiver.open(&early), Err(Rejection::Forged { counter: 0 }));
-    assert!(receiver.has_staged_key());
-    // Staging again replaces the staged key.
-    receiver.stage_key(&new);
+    assert_eq!(receiver.pending_keys(), 1);
+    // Staging the sender's key as well: its event retires every older key.
+    receiver.stage_key(&new).unwrap();
     assert_eq!(receiver.open(&early), Ok(delivered(b"too early", 0, 0)));
+    assert_eq!(receiver.pending_keys(), 0);
+}
+
+#[test]
+fn two_rekeys_of_a_quiet_connection_lose_nothing() {
+    let keys: Vec<ConnectionKey> = (0..3)
+        .map(|_| ConnectionKey::generate().expect("randomness"))
+        .collect();
+    let protection = Protection::Encrypted;
+    let mut sender = EventSender::new(&keys[0], id(7), Direction::Forward, protection);
+    let mut receiver = EventReceiver::new(&keys[0], id(7), Direction::Forward, protection);
+    assert_eq!(
+        receiver.open(&sender.seal(b"a").expect("seal")),
+        Ok(delivered(b"a", 0, 0))
+    );
+    // Re-key 1 is staged and activated, but nothing is sent under it.
+    receiver.stage_key(&keys[1]).unwrap();
+    sender.rekey(&keys[1]);
+    // Re-key 2 is staged at the receiver; the sender still uses key 1.
+    receiver.stage_key(&keys[2]).unwrap();
+    assert_eq!(receiver.pending_keys(), 2);
+    assert_eq!(
+        receiver.open(&sender.seal(b"b").expect("seal")),
+        Ok(delivered(b"b", 1, 0)),
+        "an event under the first re-key's key still opens"
+    );
+    assert_eq!(
+        receiver.pending_keys(),
+        1,
+        "key 0 is retired, key 2 still waits"
+    );
+    sender.rekey(&keys[2]);
+    assert_eq!(
+        receiver.open(&sender.seal(b"c").expect("seal")),
+        Ok(delivered(b"c", 2, 0))
+    );
+    assert_eq!(receiver.pending_keys(), 0);
+    // Staged keys are bounded.
+    for _ in 0..events::MAX_PENDING_KEYS {
+        receiver
+            .stage_key(&ConnectionKey::generate().expect("randomness"))
+            .unwrap();
+    }
+    assert!(matches!(
+        receiver.stage_key(&keys[0]),
+        Err(EventError::TooManyKeys { pending: 4, .. })
+    ));
 }

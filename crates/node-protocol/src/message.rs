@@ -524,6 +524,9 @@ pub enum ErrorKind {
     Moved,
     /// Anything else on the node's side.
     Internal,
+    /// An error kind this version does not know (sent by a newer node).
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorReply {

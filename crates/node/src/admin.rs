@@ -536,6 +536,7 @@ fn kind_label(kind: ErrorKind) -> &'static str {
         ErrorKind::ShuttingDown => "shutting_down",
         ErrorKind::Moved => "moved",
         ErrorKind::Internal => "internal",
+        ErrorKind::Unknown => "unknown",
     }
 }
 

@@ -43,58 +43,41 @@ pub(crate) struct ModuleChannels {
     incoming: Mutex<BTreeMap<ConnectionId, IncomingEnd>>,
 }
 
-/// The keys of one connection end: the one in use, and during a re-key the new one (staged
-/// for receiving; `activated` once the end sends under it). Kept so that a migration can hand
-/// the end over; they never leave the node but wrapped to a module's attested key.
+/// The keys of one connection end, kept so that a migration can hand the end over; they never
+/// leave the node but wrapped to an attested instance's key.
 struct EndKeys {
-    current: ConnectionKey,
-    staged: Option<ConnectionKey>,
-    activated: bool,
+    /// The keys its receiver accepts, oldest first: the one in use, then staged ones.
+    receiving: Vec<ConnectionKey>,
+    /// The key its sender seals under.
+    sending: ConnectionKey,
 }
 
 impl EndKeys {
     fn new(key: ConnectionKey) -> Self {
         Self {
-            current: key,
-            staged: None,
-            activated: false,
+            receiving: vec![key.clone()],
+            sending: key,
         }
     }
 
-    /// The key the end sends under.
-    fn sending(&self) -> &ConnectionKey {
-        match (&self.staged, self.activated) {
-            (Some(staged), true) => staged,
-            _ => &self.current,
-        }
+    fn accepts(&self, key: &ConnectionKey) -> bool {
+        self.receiving.contains(key)
     }
 
-    fn stage(&mut self, key: ConnectionKey) {
-        if self.activated
-            && let Some(previous) = self.staged.take()
-        {
-            self.current = previous;
-        }
-        self.staged = Some(key);
-        self.activated = false;
-    }
-
+    /// The end now sends under `key`; an end with no receiving direction needs no other key.
     fn activate(&mut self, key: ConnectionKey, receives: bool) {
-        if receives {
-            self.staged = Some(key);
-            self.activated = true;
-        } else {
-            // Nothing arrives under the old key any more: it retires at once.
-            *self = Self::new(key);
+        if !receives {
+            self.receiving = vec![key.clone()];
+        } else if !self.accepts(&key) {
+            self.receiving.push(key.clone());
         }
+        self.sending = key;
     }
 
-    /// The receiver retired the old key (an event arrived under the staged one).
-    fn retired(&mut self) {
-        if let Some(staged) = self.staged.take() {
-            self.current = staged;
-            self.activated = false;
-        }
+    /// The receiver retired its `n` oldest keys (an event came under a newer one).
+    fn retired(&mut self, n: usize) {
+        self.receiving
+            .drain(..n.min(self.receiving.len().saturating_sub(1)));
     }
 }
 
@@ -144,10 +127,16 @@ struct OutgoingEnd {
     sent: u64,
     rekeys: u64,
     keys: EndKeys,
+    /// Its keys and counters went to another instance (a migration): it seals nothing until
+    /// re-keyed, so no counter is ever used under one key by two instances.
+    handed_over: bool,
     /// Events not sent (queue full), refused or parked by the peer, and in flight.
     tracker: Arc<EndTracker>,
-    /// While the end is pointed at a moved module's new node: events sealed meanwhile.
+    /// While its receiving module moves (or the end is pointed at its new node): events
+    /// sealed meanwhile, sent after the parked ones.
     holding: Option<Vec<Vec<u8>>>,
+    /// A retarget is under way.
+    retargeting: bool,
 }
 
 struct IncomingEnd {
@@ -159,6 +148,8 @@ struct IncomingEnd {
     delivered: u64,
     rekeys: u64,
     keys: EndKeys,
+    /// As for an outgoing end.
+    handed_over: bool,
     missing: u64,
     forged: u64,
     replayed: u64,
@@ -178,15 +169,26 @@ pub(crate) struct HandedEnd {
     /// A request → handler connection (responses in the reverse direction).
     request: bool,
     authenticated: bool,
-    key: WrappedKey,
-    staged: Option<WrappedKey>,
-    activated: bool,
+    /// The keys its receiver accepts, oldest first.
+    receiving: Vec<WrappedKey>,
+    /// The key its sender seals under.
+    sending: WrappedKey,
     /// The end's sender's next counter (forward for a sending end, responses for a receiving one).
     next: Option<u64>,
     /// The end's receiver's lowest acceptable counter.
     expected: Option<u64>,
     events: u64,
     rekeys: u64,
+}
+
+fn too_many(e: events::EventError) -> ErrorReply {
+    ErrorReply::new(ErrorKind::Busy, e.to_string())
+}
+
+fn handed_over(connection: ConnectionId) -> String {
+    format!(
+        "connection {connection} was handed to another instance of this module; it sends again once re-keyed (teemesh app rekey)"
+    )
 }
 
 fn not_attached(app: &str, connection: ConnectionId, module: &str) -> ErrorReply {
@@ -331,15 +333,17 @@ impl ModuleChannels {
                 if end.sender.protection() != protection {
                     return mismatch("the protection");
                 }
-                if let Some(responses) = end.responses.as_mut() {
-                    responses.stage_key(&key);
+                if let Some(responses) = end.responses.as_mut()
+                    && !end.keys.accepts(&key)
+                {
+                    responses.stage_key(&key).map_err(too_many)?;
+                    end.keys.receiving.push(key.clone());
                 }
                 if activate {
                     end.sender.rekey(&key);
                     end.rekeys += 1;
+                    end.handed_over = false;
                     end.keys.activate(key, end.responses.is_some());
-                } else {
-                    end.keys.stage(key);
                 }
             }
             ConnectionEnd::Receiver => {
@@ -356,15 +360,17 @@ impl ModuleChannels {
                 if end.receiver.protection() != protection {
                     return mismatch("the protection");
                 }
-                end.receiver.stage_key(&key);
+                if !end.keys.accepts(&key) {
+                    end.receiver.stage_key(&key).map_err(too_many)?;
+                    end.keys.receiving.push(key.clone());
+                }
                 if activate {
                     if let Some(responses) = end.responses.as_mut() {
                         responses.rekey(&key);
                     }
                     end.rekeys += 1;
+                    end.handed_over = false;
                     end.keys.activate(key, true);
-                } else {
-                    end.keys.stage(key);
                 }
             }
         }
@@ -437,8 +443,10 @@ impl ModuleChannels {
                     sent: 0,
                     rekeys: 0,
                     keys: EndKeys::new(key),
+                    handed_over: false,
                     tracker: Arc::default(),
                     holding: None,
+                    retargeting: false,
                 });
             }
             ConnectionEnd::Receiver => {
@@ -469,6 +477,7 @@ impl ModuleChannels {
                         delivered: 0,
                         rekeys: 0,
                         keys: EndKeys::new(key),
+                        handed_over: false,
                         missing: 0,
                         forged: 0,
                         replayed: 0,
@@ -498,6 +507,12 @@ impl ModuleChannels {
             .iter_mut()
             .filter(|end| end.port == output && end.responses.is_none())
         {
+            if end.handed_over {
+                return Err(handed_over(end.connection));
+            }
+            if end.holding.is_none() && end.tracker.moved.load(Ordering::Acquire) {
+                end.holding = Some(Vec::new());
+            }
             if let Some(held) = end.holding.as_mut() {
                 if held.len() >= HOLD_LIMIT {
                     end.tracker.refused.fetch_add(1, Ordering::Relaxed);
@@ -540,7 +555,10 @@ impl ModuleChannels {
                 .iter_mut()
                 .find(|end| end.port == request && end.responses.is_some())
                 .ok_or_else(|| format!("request {request:?} is not connected to a handler"))?;
-            if end.holding.is_some() {
+            if end.handed_over {
+                return Err(handed_over(end.connection));
+            }
+            if end.holding.is_some() || end.tracker.moved.load(Ordering::Acquire) {
                 return Err(format!(
                     "the handler of request {request:?} is moving to another node; try again"
                 ));
@@ -578,12 +596,10 @@ impl ModuleChannels {
             .find(|end| end.connection == connection && end.responses.is_some())
             .ok_or("the connection went away while waiting")?;
         let responses = end.responses.as_mut().ok_or("not a request connection")?;
-        let staged = responses.has_staged_key();
+        let pending = responses.pending_keys();
         match responses.open(&envelope) {
             Ok(delivered) => {
-                if staged && !responses.has_staged_key() {
-                    end.keys.retired();
-                }
+                end.keys.retired(pending - responses.pending_keys());
                 Ok(delivered.payload)
             }
             Err(rejection) => {
@@ -601,6 +617,9 @@ impl ModuleChannels {
         response: &[u8],
     ) -> Result<Vec<u8>, ErrorReply> {
         let mut incoming = lock(&self.incoming);
+        if incoming.get(&connection).is_some_and(|end| end.handed_over) {
+            return Err(ErrorReply::new(ErrorKind::Moved, handed_over(connection)));
+        }
         let sender = incoming
             .get_mut(&connection)
             .and_then(|end| end.responses.as_mut())
@@ -639,12 +658,10 @@ impl ModuleChannels {
                 self.module
             ));
         };
-        let staged = end.receiver.has_staged_key();
+        let pending = end.receiver.pending_keys();
         match end.receiver.open(envelope) {
             Ok(delivered) => {
-                if staged && !end.receiver.has_staged_key() {
-                    end.keys.retired();
-                }
+                end.keys.retired(pending - end.receiver.pending_keys());
                 end.delivered += 1;
                 end.missing += delivered.missing;
                 if delivered.missing > 0 {
@@ -767,14 +784,30 @@ impl ModuleChannels {
             )
             .map_err(|e| e.to_string())
         };
+        let wrap_all = |app: &str, connection: ConnectionId, port: &str, keys: &EndKeys| {
+            let receiving = keys
+                .receiving
+                .iter()
+                .map(|key| wrap(app, connection, port, key))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, String>((receiving, wrap(app, connection, port, &keys.sending)?))
+        };
         let mut ends = Vec::new();
         for end in lock(&self.outgoing).iter() {
-            if end.holding.is_some() {
+            if end.handed_over {
+                return Err(handed_over(end.connection));
+            }
+            // Events it sent to a module that is moving wait here: they would be lost.
+            if end.holding.is_some()
+                || end.tracker.moved.load(Ordering::Acquire)
+                || !lock(&end.tracker.parked).is_empty()
+            {
                 return Err(format!(
-                    "connection {} is being pointed at another node",
-                    end.connection
+                    "connection {} to {} is being pointed at another node; finish that first",
+                    end.connection, end.peer_module
                 ));
             }
+            let (receiving, sending) = wrap_all(&end.app, end.connection, &end.port, &end.keys)?;
             ends.push(HandedEnd {
                 app: end.app.clone(),
                 connection: end.connection.get(),
@@ -782,12 +815,8 @@ impl ModuleChannels {
                 peer: Some((end.peer_address.clone(), end.peer_module.clone())),
                 request: end.responses.is_some(),
                 authenticated: end.sender.protection() == Protection::Authenticated,
-                key: wrap(&end.app, end.connection, &end.port, &end.keys.current)?,
-                staged: match &end.keys.staged {
-                    Some(key) => Some(wrap(&end.app, end.connection, &end.port, key)?),
-                    None => None,
-                },
-                activated: end.keys.activated,
+                receiving,
+                sending,
                 next: end.sender.next_counter(),
                 expected: end.responses.as_ref().and_then(EventReceiver::expected),
                 events: end.sent,
@@ -795,6 +824,10 @@ impl ModuleChannels {
             });
         }
         for (connection, end) in lock(&self.incoming).iter() {
+            if end.handed_over {
+                return Err(handed_over(*connection));
+            }
+            let (receiving, sending) = wrap_all(&end.app, *connection, &end.port, &end.keys)?;
             ends.push(HandedEnd {
                 app: end.app.clone(),
                 connection: connection.get(),
@@ -802,12 +835,8 @@ impl ModuleChannels {
                 peer: None,
                 request: end.responses.is_some(),
                 authenticated: end.receiver.protection() == Protection::Authenticated,
-                key: wrap(&end.app, *connection, &end.port, &end.keys.current)?,
-                staged: match &end.keys.staged {
-                    Some(key) => Some(wrap(&end.app, *connection, &end.port, key)?),
-                    None => None,
-                },
-                activated: end.keys.activated,
+                receiving,
+                sending,
                 next: end.responses.as_ref().and_then(EventSender::next_counter),
                 expected: end.receiver.expected(),
                 events: end.delivered,
@@ -815,6 +844,17 @@ impl ModuleChannels {
             });
         }
         Ok(ends)
+    }
+
+    /// The hand-over left with these ends' keys and counters: this instance seals nothing more
+    /// under them (a thawed module serves again only after a re-key).
+    pub(crate) fn mark_handed_over(&self) {
+        for end in lock(&self.outgoing).iter_mut() {
+            end.handed_over = true;
+        }
+        for end in lock(&self.incoming).values_mut() {
+            end.handed_over = true;
+        }
     }
 
     /// Attaches the ends a migration handed over, with their keys (opened with this instance's
@@ -846,32 +886,37 @@ impl ModuleChannels {
             } else {
                 Protection::Encrypted
             };
+            let receiving = end
+                .receiving
+                .iter()
+                .map(|wrapped| unwrap(&end.app, connection, &end.port, wrapped))
+                .collect::<Result<Vec<_>, _>>()?;
             let keys = EndKeys {
-                current: unwrap(&end.app, connection, &end.port, &end.key)?,
-                staged: match &end.staged {
-                    Some(wrapped) => Some(unwrap(&end.app, connection, &end.port, wrapped)?),
-                    None => None,
-                },
-                activated: end.activated,
+                sending: unwrap(&end.app, connection, &end.port, &end.sending)?,
+                receiving,
             };
             let next = end.next;
             let exhausted = || bad(format!("connection {connection}: its counters are used up"));
             let receiver = |direction| {
+                let (current, staged) = keys
+                    .receiving
+                    .split_first()
+                    .ok_or_else(|| bad(format!("connection {connection}: no receiving key")))?;
                 let mut receiver = EventReceiver::resume(
-                    &keys.current,
+                    current,
                     connection,
                     direction,
                     protection,
                     end.expected.unwrap_or(u64::MAX),
                 );
-                if let Some(staged) = &keys.staged {
-                    receiver.stage_key(staged);
+                for key in staged {
+                    receiver.stage_key(key).map_err(too_many)?;
                 }
-                receiver
+                Ok::<_, ErrorReply>(receiver)
             };
             let sender = |direction| {
                 next.map(|next| {
-                    EventSender::continuing(keys.sending(), connection, direction, protection, next)
+                    EventSender::continuing(&keys.sending, connection, direction, protection, next)
                 })
                 .ok_or_else(exhausted)
             };
@@ -881,17 +926,22 @@ impl ModuleChannels {
                     connection,
                     port: end.port,
                     sender: sender(Direction::Forward)?,
-                    responses: end.request.then(|| receiver(Direction::Reverse)),
+                    responses: match end.request {
+                        true => Some(receiver(Direction::Reverse)?),
+                        false => None,
+                    },
                     peer_address,
                     peer_module,
                     sent: end.events,
                     rekeys: end.rekeys,
                     keys,
+                    handed_over: false,
                     tracker: Arc::default(),
                     holding: None,
+                    retargeting: false,
                 }),
                 None => {
-                    let receiver = receiver(Direction::Forward);
+                    let receiver = receiver(Direction::Forward)?;
                     let responses = match end.request {
                         true => Some(sender(Direction::Reverse)?),
                         false => None,
@@ -906,6 +956,7 @@ impl ModuleChannels {
                             delivered: end.events,
                             rekeys: end.rekeys,
                             keys,
+                            handed_over: false,
                             missing: 0,
                             forged: 0,
                             replayed: 0,
@@ -946,13 +997,14 @@ impl ModuleChannels {
                 .iter_mut()
                 .find(|end| end.app == app && end.connection == connection)
                 .ok_or_else(|| not_attached(app, connection, &self.module))?;
-            if end.holding.is_some() {
+            if end.retargeting {
                 return Err(ErrorReply::new(
                     ErrorKind::Exists,
                     format!("connection {connection} is being pointed at another node already"),
                 ));
             }
-            end.holding = Some(Vec::new());
+            end.retargeting = true;
+            end.holding.get_or_insert_with(Vec::new);
             end.tracker.clone()
         };
         let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
@@ -970,6 +1022,9 @@ impl ModuleChannels {
             .iter_mut()
             .find(|end| end.app == app && end.connection == connection)
             .ok_or_else(|| not_attached(app, connection, &self.module))?;
+        end.retargeting = false;
+        // Nothing is in flight any more, so no further `Moved` can come for what was sent.
+        tracker.moved.store(false, Ordering::Release);
         let mut parked = tracker.take_parked();
         parked.sort_by_key(|envelope| {
             events::Envelope::parse(envelope).map_or(u64::MAX, |e| e.header.counter)

@@ -39,8 +39,11 @@ pub(crate) struct EndTracker {
     /// Events and requests handed to the link and not answered yet.
     pub(crate) in_flight: AtomicU64,
     /// Events the peer answered [`ErrorKind::Moved`]: the receiving module is moving, so they
-    /// wait here until the end is pointed at its new node.
+    /// wait here until the end is pointed at its new node (or back at the old one).
     pub(crate) parked: Mutex<Vec<Vec<u8>>>,
+    /// Set at the first `Moved`: the end then holds what it seals instead of sending it, so no
+    /// later event overtakes a parked one.
+    pub(crate) moved: std::sync::atomic::AtomicBool,
 }
 
 impl EndTracker {
@@ -232,12 +235,16 @@ async fn run_link(
                                 let _ = answer.try_send(outcome);
                             }
                             (None, Err(e)) if e.kind == ErrorKind::Moved => {
-                                tracing::debug!(node = %node, peer = %address, module = %event.module, "event parked: its module is moving");
-                                tracker
-                                    .parked
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .push(event.envelope);
+                                tracker.moved.store(true, Ordering::Release);
+                                let mut parked =
+                                    tracker.parked.lock().unwrap_or_else(|e| e.into_inner());
+                                if parked.len() < LINK_QUEUE {
+                                    tracing::debug!(node = %node, peer = %address, module = %event.module, "event parked: its module is moving");
+                                    parked.push(event.envelope);
+                                } else {
+                                    tracker.refused.fetch_add(1, Ordering::Relaxed);
+                                    tracing::warn!(node = %node, peer = %address, module = %event.module, "event dropped: {LINK_QUEUE} events wait for a module that is moving");
+                                }
                             }
                             (None, Err(e)) => {
                                 tracker.refused.fetch_add(1, Ordering::Relaxed);

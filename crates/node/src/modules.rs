@@ -161,6 +161,8 @@ struct ModuleHandle {
     busy: AtomicBool,
     /// Set by a migration's export: the module takes no call or event any more here.
     frozen: AtomicBool,
+    /// An update is under way (one at a time).
+    updating: AtomicBool,
     /// Free places in the worker's queue: taken before a job is queued, given back when the
     /// worker takes the job out, so deliveries can wait for room without polling.
     slots: Arc<tokio::sync::Semaphore>,
@@ -393,6 +395,7 @@ impl ModuleHost {
             failures: AtomicU64::new(0),
             busy: AtomicBool::new(false),
             frozen: AtomicBool::new(false),
+            updating: AtomicBool::new(false),
             slots: Arc::new(tokio::sync::Semaphore::new(CALL_QUEUE)),
             last_error: Mutex::new(None),
         }))
@@ -800,6 +803,23 @@ impl ModuleHost {
         bytes: Vec<u8>,
     ) -> Result<ModuleInfo, ErrorReply> {
         let handle = self.get(name)?;
+        if handle.updating.swap(true, Ordering::AcqRel) {
+            return Err(ErrorReply::new(
+                ErrorKind::Exists,
+                format!("module {name:?} is being updated already"),
+            ));
+        }
+        let outcome = self.update_now(&handle, name, bytes).await;
+        handle.updating.store(false, Ordering::Release);
+        outcome
+    }
+
+    async fn update_now(
+        &self,
+        handle: &Arc<ModuleHandle>,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<ModuleInfo, ErrorReply> {
         let before = handle.loaded();
         let (measurement, keys) = self.channel_keys(name, &bytes)?;
         let channel_key = *keys.public().as_bytes();
@@ -853,6 +873,7 @@ impl ModuleHost {
         }
         let (swapped_tx, swapped_rx) = oneshot::channel::<Result<Loaded, RuntimeError>>();
         let channels = handle.channels.clone();
+        let swapped_handle = handle.clone();
         let job: Job = Box::new(move |module: &mut LoadedModule| {
             let mut new_module = new_module;
             // The same code shares its sealed store already; other code gets a copy.
@@ -866,9 +887,14 @@ impl ModuleHost {
             let loaded = Loaded::of(&new_module);
             channels.replace_identity(measurement, keys);
             *module = new_module;
+            // What `list` and `claims` say changes with the instance, on the worker.
+            *swapped_handle
+                .loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = loaded.clone();
             let _ = swapped_tx.send(Ok(loaded));
         });
-        Self::submit(&handle, job, true).await?;
+        Self::submit(handle, job, true).await?;
         let loaded = swapped_rx
             .await
             .map_err(|_| {
@@ -885,7 +911,6 @@ impl ModuleHost {
                     ),
                 )
             })?;
-        *handle.loaded.lock().unwrap_or_else(|e| e.into_inner()) = loaded.clone();
         tracing::info!(
             module = %name,
             from = %before.measurement,
@@ -963,9 +988,12 @@ impl ModuleHost {
                 };
                 let mut plaintext = zeroize::Zeroizing::new(Vec::new());
                 ciborium::into_writer(&handover, &mut *plaintext).map_err(|e| e.to_string())?;
-                channels
+                let sealed = channels
                     .seal_handover(&plaintext, &recipient, &app_name)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                // The keys and counters left: this instance never seals under them again.
+                channels.mark_handed_over();
+                Ok(sealed)
             })();
             let _ = sealed_tx.send(sealed);
         });
@@ -1088,7 +1116,9 @@ impl ModuleHost {
         Ok(events::wrap::ModulePublicKey::from_bytes(key.0))
     }
 
-    /// Undoes an export ([`node_protocol::Op::Thaw`]).
+    /// Undoes an export ([`node_protocol::Op::Thaw`]). If a hand-over left, the module's
+    /// connection ends seal nothing until they are re-keyed (the new instance may use their
+    /// keys and counters).
     pub(crate) fn thaw(&self, name: &str) -> Result<(), ErrorReply> {
         self.get(name)?.frozen.store(false, Ordering::Release);
         tracing::info!(module = %name, "module serves here again");

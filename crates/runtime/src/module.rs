@@ -211,6 +211,15 @@ impl LoadedModule {
         let store = self.state.as_ref().ok_or_else(|| {
             RuntimeError::State("this runtime seals no state, so none can be handed over".into())
         })?;
+        // Sealed state belongs to a measurement: another module running the same code on this
+        // node shares it, and a hand-over would overwrite that module's state. This module holds
+        // the store twice (here and in its live instance); anyone else makes it more.
+        if Arc::strong_count(store) > 2 {
+            return Err(RuntimeError::State(format!(
+                "another module on this node runs the same code as {} and shares its sealed state; a hand-over would overwrite it",
+                self.name
+            )));
+        }
         store
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -168,3 +168,32 @@ fn tampered_module_claims_are_refused() {
     .unwrap_err();
     assert!(matches!(err, AtlsError::Appraisal(_)), "{err}");
 }
+
+#[test]
+fn state_is_handed_to_a_new_version_and_never_over_a_sharing_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = common::runtime_with_state(dir.path(), SECRET);
+    let v0 = guest::component();
+    let v1 = guest::build(&guest::Options {
+        variant: 1,
+        ..guest::Options::default()
+    });
+    let mut old = runtime.load("counter", &v0).unwrap();
+    old.call_entry("state-set", b"count=7").unwrap();
+    let mut new = runtime.load("counter", &v1).unwrap();
+    assert_eq!(
+        get(&mut new, "count"),
+        None,
+        "another measurement, other state"
+    );
+    new.take_over_state(old.sealed_entries().unwrap()).unwrap();
+    assert_eq!(get(&mut new, "count").unwrap(), b"7");
+    // A second module running v1 shares the store: a hand-over would overwrite its state.
+    let mut sharing = runtime.load("other", &v1).unwrap();
+    sharing.call_entry("state-set", b"mine=1").unwrap();
+    let err = new
+        .take_over_state(old.sealed_entries().unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("shares its sealed state"), "{err}");
+    assert_eq!(get(&mut sharing, "mine").unwrap(), b"1");
+}

@@ -46,8 +46,40 @@ pub(crate) struct PeriodicState {
     /// `module.input`.
     pub(crate) to: String,
     pub(crate) every_ms: u64,
-    /// The event each tick delivers (public: it is in the descriptor).
+    /// The event each tick delivers (public: it is in the descriptor), as text or hex.
     pub(crate) payload: String,
+    /// `utf8` or `hex`: how `payload` holds the bytes.
+    #[serde(default = "utf8")]
+    pub(crate) payload_encoding: String,
+}
+
+fn utf8() -> String {
+    "utf8".into()
+}
+
+impl PeriodicState {
+    /// A timer's payload bytes, kept as text when they are UTF-8.
+    pub(crate) fn with_payload(to: String, every_ms: u64, payload: Vec<u8>) -> Self {
+        let (payload, payload_encoding) = match String::from_utf8(payload) {
+            Ok(text) => (text, utf8()),
+            Err(e) => (hex::encode(e.into_bytes()), "hex".into()),
+        };
+        Self {
+            to,
+            every_ms,
+            payload,
+            payload_encoding,
+        }
+    }
+
+    /// The payload's bytes.
+    pub(crate) fn payload_bytes(&self) -> Result<Vec<u8>> {
+        match self.payload_encoding.as_str() {
+            "hex" => hex::decode(&self.payload).context("a periodic payload is not hex"),
+            "utf8" => Ok(self.payload.as_bytes().to_vec()),
+            other => bail!("unknown payload encoding {other:?} in the state file"),
+        }
+    }
 }
 
 /// A node of the deployment.

@@ -222,6 +222,9 @@ pub(crate) fn migrate(
                 let _ = sessions
                     .request(&state, &to_node.name, Op::Unload { name: module.to_owned() })
                     .await;
+                // The node serves the module again; events its senders parked meanwhile go
+                // back to it, in order.
+                release_to(&mut sessions, &state, module, &from_node.address).await;
                 return match other {
                     Err(e) => Err(e.context(format!("module {module}: export"))),
                     Ok(_) => bail!("module {module}: the node did not answer the export"),
@@ -246,15 +249,30 @@ pub(crate) fn migrate(
             .await;
         if let Err(e) = imported {
             let _ = sessions
-                .request(&state, &from_node.name, Op::Thaw { module: module.to_owned() })
-                .await;
-            let _ = sessions
                 .request(&state, &to_node.name, Op::Unload { name: module.to_owned() })
                 .await;
-            return Err(e.context(format!(
-                "module {module}: import (it serves on {} again)",
-                from_node.name
-            )));
+            // The old instance serves again, but its keys and counters went into the hand-over:
+            // it gets new keys before it sends, and the parked events go back to it.
+            let back = async {
+                sessions
+                    .request(&state, &from_node.name, Op::Thaw { module: module.to_owned() })
+                    .await?;
+                sessions.attested.clear();
+                rekey_connections(&state, &mut sessions, Some(module), None).await?;
+                release_to(&mut sessions, &state, module, &from_node.address).await;
+                Ok::<(), anyhow::Error>(())
+            }
+            .await;
+            return Err(match back {
+                Ok(()) => e.context(format!(
+                    "module {module}: import (it serves on {} again, re-keyed)",
+                    from_node.name
+                )),
+                Err(back) => e.context(format!(
+                    "module {module}: import, and bringing it back on {} failed too ({back:#}); `teemesh app reset` and a new deploy recover",
+                    from_node.name
+                )),
+            });
         }
 
         step(
@@ -298,10 +316,7 @@ pub(crate) fn migrate(
             .filter(|p| p.to.split_once('.').is_some_and(|(m, _)| m == module))
         {
             let (_, input) = split_port(&periodic.to)?;
-            let payload = match periodic.payload.strip_prefix("hex:") {
-                Some(hex_text) => hex::decode(hex_text).context("a periodic payload")?,
-                None => periodic.payload.as_bytes().to_vec(),
-            };
+            let payload = periodic.payload_bytes()?;
             sessions
                 .request(
                     &state,
@@ -359,6 +374,42 @@ pub(crate) fn migrate(
         );
         Ok(())
     })
+}
+
+/// Points every connection to `module` at `address` again, which sends what their senders parked
+/// and held while it was frozen, in order. Failures are reported, not returned: this runs on
+/// the way out of a failed migration.
+async fn release_to(sessions: &mut Sessions<'_>, state: &AppState, module: &str, address: &str) {
+    for connection in state
+        .connections
+        .iter()
+        .filter(|c| c.to.split_once('.').is_some_and(|(m, _)| m == module))
+    {
+        let Ok((sender, _)) = split_port(&connection.from) else {
+            continue;
+        };
+        let Ok(sender_node) = state.module(sender).map(|m| m.node.clone()) else {
+            continue;
+        };
+        let released = sessions
+            .request(
+                state,
+                &sender_node,
+                Op::Retarget {
+                    app: state.app.clone(),
+                    connection: connection.id,
+                    module: sender.to_owned(),
+                    peer_address: address.to_owned(),
+                },
+            )
+            .await;
+        if let Err(e) = released {
+            eprintln!(
+                "WARNING: connection #{} ({} → {}): events held for {module} were not released: {e:#}",
+                connection.id, connection.from, connection.to
+            );
+        }
+    }
 }
 
 /// `teemesh app rekey [MODULE]`: fresh keys for every connection (of `module`).

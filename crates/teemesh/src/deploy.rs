@@ -352,14 +352,11 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
             .periodic
             .iter()
             .map(|periodic| {
-                let payload = periodic.payload_bytes();
-                PeriodicState {
-                    to: periodic.to.to_string(),
-                    every_ms: u64::try_from(periodic.every.period().as_millis())
-                        .unwrap_or(u64::MAX),
-                    payload: String::from_utf8(payload.clone())
-                        .unwrap_or_else(|_| format!("hex:{}", hex::encode(payload))),
-                }
+                PeriodicState::with_payload(
+                    periodic.to.to_string(),
+                    u64::try_from(periodic.every.period().as_millis()).unwrap_or(u64::MAX),
+                    periodic.payload_bytes(),
+                )
             })
             .collect(),
     };
