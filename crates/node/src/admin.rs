@@ -167,6 +167,13 @@ pub(crate) async fn serve_connection(
                     (None, Op::Event { module, envelope }) if !down => {
                         match ctx.host.enqueue_event(&module, envelope.0).await {
                             Ok(pending) => Answer::Event { id, pending },
+                            // The module's queue stayed full: refusing this event would lose it
+                            // (later ones would overtake it). Closing the session makes the
+                            // peer send everything unacknowledged again, in order, later.
+                            Err(e) if e.kind == ErrorKind::Busy => {
+                                tracing::warn!(%from, peer = %who, module = %module, "module too busy for events; closing the peer's session so it resends later");
+                                break;
+                            }
                             Err(e) => Answer::Ready {
                                 id,
                                 op,

@@ -163,6 +163,8 @@ struct ModuleHandle {
     frozen: AtomicBool,
     /// An update is under way (one at a time).
     updating: AtomicBool,
+    /// A hand-over was taken over (once per instance: a second would roll its state back).
+    imported: AtomicBool,
     /// Free places in the worker's queue: taken before a job is queued, given back when the
     /// worker takes the job out, so deliveries can wait for room without polling.
     slots: Arc<tokio::sync::Semaphore>,
@@ -396,6 +398,7 @@ impl ModuleHost {
             busy: AtomicBool::new(false),
             frozen: AtomicBool::new(false),
             updating: AtomicBool::new(false),
+            imported: AtomicBool::new(false),
             slots: Arc::new(tokio::sync::Semaphore::new(CALL_QUEUE)),
             last_error: Mutex::new(None),
         }))
@@ -1032,6 +1035,29 @@ impl ModuleHost {
     ) -> Result<(), ErrorReply> {
         let handle = self.get(name)?;
         let sender = self.other_instance(&handle, sender_claims, sender_certificate, "sender")?;
+        if handle.imported.swap(true, Ordering::AcqRel) {
+            return Err(ErrorReply::new(
+                ErrorKind::Exists,
+                format!(
+                    "module {name:?} took over a hand-over already; load a fresh instance for another"
+                ),
+            ));
+        }
+        let outcome = self.import_now(&handle, name, app, sealed, &sender).await;
+        if outcome.is_err() {
+            handle.imported.store(false, Ordering::Release);
+        }
+        outcome
+    }
+
+    async fn import_now(
+        &self,
+        handle: &Arc<ModuleHandle>,
+        name: &str,
+        app: &str,
+        sealed: &[u8],
+        sender: &events::wrap::ModulePublicKey,
+    ) -> Result<(), ErrorReply> {
         if handle.channels.has_ends() {
             return Err(ErrorReply::new(
                 ErrorKind::Exists,
@@ -1040,7 +1066,7 @@ impl ModuleHost {
                 ),
             ));
         }
-        let plaintext = handle.channels.open_handover(sealed, &sender, app).map_err(|e| {
+        let plaintext = handle.channels.open_handover(sealed, sender, app).map_err(|e| {
             ErrorReply::new(
                 ErrorKind::BadRequest,
                 format!("the hand-over for {name:?} does not open: {e} (was it sealed to this instance?)"),
@@ -1055,7 +1081,7 @@ impl ModuleHost {
         let job: Job = Box::new(move |module: &mut LoadedModule| {
             let _ = done_tx.send(module.take_over_state(entries));
         });
-        Self::submit(&handle, job, true).await?;
+        Self::submit(handle, job, true).await?;
         done_rx
             .await
             .map_err(|_| {
