@@ -36,8 +36,13 @@ df -h . | tail -n 1 | awk '{print "disk: " $4 " free of " $2 " on " $6}'
 
 step "system packages"
 # openssl: the ordinary TLS client (s_client) of the attested-TLS interoperability tests.
+# mosquitto-clients, python3-paho-mqtt: the MQTT clients of the broker's interoperability tests
+# (crates/teemesh/tests/mqtt_interop.rs); mosquitto: the broker `teemesh bench mqtt` compares with.
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+/usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || missing+=(python3-paho-mqtt)
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

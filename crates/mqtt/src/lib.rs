@@ -50,6 +50,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "broker")]
+pub mod broker;
 mod codec;
 mod error;
 mod packet;

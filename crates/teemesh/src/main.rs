@@ -24,6 +24,7 @@ mod demo_node;
 mod deploy;
 mod fixtures;
 mod home;
+mod mqtt_cmd;
 mod node_cmd;
 mod run_cmd;
 mod table;
@@ -70,6 +71,9 @@ enum Command {
     /// Deploy an application descriptor: attest nodes and modules, wire connections with fresh
     /// keys wrapped to the modules' attested keys, write the state file.
     Deploy(deploy::DeployArgs),
+    /// MQTT: the broker (3.1.1 and 5.0 on TCP, TLS and attested TLS) and its tools.
+    #[command(subcommand)]
+    Mqtt(mqtt_cmd::MqttCommand),
     /// Benchmarks against the peer measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node_cmd::run(&args),
         Command::Admin(args) => admin_cmd::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Mqtt(cmd) => mqtt_cmd::run(cmd),
         Command::App(cmd) => app_cmd::run(cmd),
         Command::Deploy(args) => deploy::run(&args),
     };

@@ -1,0 +1,86 @@
+//! The broker's settings: limits (what it announces in CONNACK and enforces), users and ACL
+//! rules. Deserialisable so a TOML file can carry them (unknown keys are errors).
+
+use serde::Deserialize;
+
+use super::acl::AclConfig;
+use super::auth::UserConfig;
+
+/// Everything the broker core needs besides its listeners.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Limits.
+    pub limits: Limits,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Authorisation rules (absent: every client may publish and subscribe anywhere).
+    pub acl: Option<AclConfig>,
+}
+
+/// Username/password authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether a client without a user name may connect.
+    pub allow_anonymous: bool,
+    /// Known users and their password hashes.
+    pub users: Vec<UserConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            allow_anonymous: true,
+            users: Vec::new(),
+        }
+    }
+}
+
+/// Limits of the broker, per connection unless said otherwise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The largest packet accepted from a client (announced as Maximum Packet Size).
+    pub max_packet_size: u32,
+    /// How many QoS 2 messages a client may have unreleased at once (announced as Receive
+    /// Maximum; QoS 1 is acknowledged at once).
+    pub receive_maximum: u16,
+    /// The most QoS 1/2 messages the broker has in flight to one client, below what the
+    /// client's own Receive Maximum allows.
+    pub max_inflight: u16,
+    /// QoS 1/2 messages queued per session beyond those in flight (offline or over quota);
+    /// newer ones are dropped and counted.
+    pub max_queued_messages: usize,
+    /// Encoded packets queued to one connection's socket; when full, QoS 0 messages are
+    /// dropped and counted, and a QoS 1/2 delivery disconnects the client (its session keeps
+    /// the message for resending).
+    pub outbound_queue: usize,
+    /// The most topic aliases a client may set (announced as Topic Alias Maximum).
+    pub topic_alias_maximum: u16,
+    /// The longest keep alive granted, in seconds (0: whatever the client asks).
+    pub max_keep_alive: u16,
+    /// The longest session expiry granted, in seconds (`None`: any, including never).
+    pub max_session_expiry: Option<u32>,
+    /// The most client connections at once (0: no limit).
+    pub max_connections: usize,
+    /// Seconds a new connection has to send CONNECT.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_packet_size: 1024 * 1024,
+            receive_maximum: 1024,
+            max_inflight: 256,
+            max_queued_messages: 10_000,
+            outbound_queue: 1024,
+            topic_alias_maximum: 64,
+            max_keep_alive: 0,
+            max_session_expiry: None,
+            max_connections: 0,
+            connect_timeout_secs: 10,
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! One client connection as a tokio task: reads bytes into the [`Decoder`], hands whole packets
+//! to the core under the broker's lock, writes what the core queued to its outlet, and enforces
+//! the CONNECT timeout and keep alive. Memory per idle connection is a small read buffer and an
+//! empty queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::Shared;
+use super::core::{Flow, refuse};
+use super::identity::{ClientIdentity, TransportIdentity};
+use super::outlet::{ChannelOutlet, Outlet};
+use super::session::encode;
+use crate::{Connect, Decoder, Disconnect, Error, Packet, ProtocolVersion, ReasonCode};
+
+/// How long a write to a client may take before it is considered gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most bytes written in one batch.
+const WRITE_BATCH: usize = 64 * 1024;
+/// A read buffer larger than this is released once empty, so one big packet does not pin
+/// memory on an idle connection.
+const KEEP_BUFFER: usize = 16 * 1024;
+
+pub(crate) async fn run<S>(shared: Arc<Shared>, stream: S, transport: TransportIdentity)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let conn_id = shared.next_conn_id();
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut buf = BytesMut::new();
+    let mut decoder = Decoder::new(shared.limits.max_packet_size);
+    let connect_timeout = Duration::from_secs(shared.limits.connect_timeout_secs.max(1));
+    let connect = match tokio::time::timeout(
+        connect_timeout,
+        read_connect(&mut reader, &mut buf, &mut decoder),
+    )
+    .await
+    {
+        Ok(Ok(connect)) => connect,
+        Ok(Err(ReadError::Codec(e))) => {
+            tracing::debug!(remote = ?transport.remote_addr, "refused before CONNECT: {e}");
+            if matches!(
+                e,
+                Error::UnsupportedProtocolVersion(_) | Error::InvalidProtocolName(_)
+            ) {
+                // The 3.1.1 CONNACK "unacceptable protocol version" is what every version's
+                // client understands.
+                let _ = writer.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
+            }
+            let _ = writer.shutdown().await;
+            return;
+        }
+        Ok(Err(ReadError::Closed)) | Err(_) => return,
+    };
+    let version = connect.protocol;
+    let (outlet, rx) = ChannelOutlet::new(shared.limits.outbound_queue);
+    let outlet = Arc::new(outlet);
+    let dyn_outlet: Arc<dyn Outlet> = outlet.clone();
+
+    let identity = match authenticate(&shared, &connect, transport).await {
+        Ok(identity) => identity,
+        Err(reason) => {
+            refuse(&*dyn_outlet, version, reason);
+            finish(&mut writer, rx, version, None).await;
+            return;
+        }
+    };
+    let accepted = shared.core().connect(
+        conn_id,
+        *connect,
+        identity,
+        dyn_outlet.clone(),
+        std::time::Instant::now(),
+    );
+    let Some(accepted) = accepted else {
+        finish(&mut writer, rx, version, None).await;
+        return;
+    };
+    let client_id = accepted.client_id;
+    tracing::debug!(client_id = %client_id, conn_id, %version, "connected");
+    let reason = serve(
+        &shared,
+        conn_id,
+        &client_id,
+        accepted.keep_alive,
+        &mut reader,
+        &mut writer,
+        &mut buf,
+        &mut decoder,
+        &outlet,
+        rx,
+        version,
+    )
+    .await;
+    shared
+        .core()
+        .disconnected(conn_id, &client_id, std::time::Instant::now());
+    tracing::debug!(client_id = %client_id, conn_id, ?reason, "disconnected");
+}
+
+enum ReadError {
+    Codec(Error),
+    Closed,
+}
+
+async fn read_connect<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    decoder: &mut Decoder,
+) -> Result<Box<Connect>, ReadError> {
+    loop {
+        match decoder.decode(buf) {
+            Ok(Some((Packet::Connect(connect), len))) => {
+                buf.advance(len);
+                return Ok(connect);
+            }
+            // The decoder refuses anything but CONNECT first.
+            Ok(Some(_)) => return Err(ReadError::Closed),
+            Ok(None) => {}
+            Err(e) => return Err(ReadError::Codec(e)),
+        }
+        reserve_for_packet(buf, decoder);
+        match reader.read_buf(buf).await {
+            Ok(0) | Err(_) => return Err(ReadError::Closed),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Room for the rest of the packet being read, once its fixed header says how long it is.
+fn reserve_for_packet(buf: &mut BytesMut, decoder: &Decoder) {
+    let needed = match decoder.fixed_header(buf) {
+        Ok(Some(header)) => header.packet_len().saturating_sub(buf.len()),
+        _ => 0,
+    };
+    buf.reserve(needed.clamp(64, 64 * 1024));
+}
+
+async fn authenticate(
+    shared: &Arc<Shared>,
+    connect: &Connect,
+    transport: TransportIdentity,
+) -> Result<ClientIdentity, ReasonCode> {
+    let mut identity = ClientIdentity {
+        client_id: connect.client_id.clone(),
+        username: connect.username.clone(),
+        username_verified: false,
+        transport,
+    };
+    match &connect.username {
+        Some(username) if !shared.users.is_empty() => {
+            let users = shared.clone();
+            let username = username.clone();
+            let password = connect.password.clone();
+            // Password hashing takes milliseconds of CPU: off the reactor threads.
+            let checked = tokio::task::spawn_blocking(move || {
+                users.users.check(&username, password.as_deref())
+            })
+            .await
+            .map_err(|_| ReasonCode::ServerUnavailable)?;
+            checked?;
+            identity.username_verified = true;
+        }
+        Some(_) | None if !shared.allow_anonymous => {
+            return Err(match connect.username {
+                Some(_) => ReasonCode::BadUserNameOrPassword,
+                None => ReasonCode::NotAuthorized,
+            });
+        }
+        _ => {}
+    }
+    Ok(identity)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve<R, W>(
+    shared: &Shared,
+    conn_id: u64,
+    client_id: &str,
+    keep_alive: u16,
+    reader: &mut R,
+    writer: &mut W,
+    buf: &mut BytesMut,
+    decoder: &mut Decoder,
+    outlet: &ChannelOutlet,
+    mut rx: mpsc::Receiver<Bytes>,
+    version: ProtocolVersion,
+) -> Option<ReasonCode>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // §3.1.2.10: one and a half times the keep alive without a packet ends the connection.
+    let grace = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
+    let far = Duration::from_secs(86_400 * 365);
+    let deadline = tokio::time::sleep(grace.unwrap_or(far));
+    tokio::pin!(deadline);
+    let mut packets = Vec::new();
+    let reason = loop {
+        tokio::select! {
+            reason = outlet.closed() => break reason,
+            () = &mut deadline, if grace.is_some() => {
+                tracing::info!(client_id, "keep alive timed out");
+                break Some(ReasonCode::KeepAliveTimeout);
+            }
+            first = rx.recv() => {
+                let Some(first) = first else { break None };
+                if write_batch(writer, first, &mut rx).await.is_err() {
+                    return None;
+                }
+            }
+            read = reader.read_buf(buf) => {
+                match read {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+                if let Some(grace) = grace {
+                    deadline.as_mut().reset(Instant::now() + grace);
+                }
+                let decoded = decode_all(buf, decoder, &mut packets);
+                let mut flow = Flow::Continue;
+                if !packets.is_empty() {
+                    let now = std::time::Instant::now();
+                    let mut core = shared.core();
+                    for packet in packets.drain(..) {
+                        flow = core.handle(conn_id, client_id, packet, now);
+                        if flow != Flow::Continue {
+                            break;
+                        }
+                    }
+                }
+                packets.clear();
+                if let Flow::Close(reason) = flow {
+                    break reason;
+                }
+                if let Err(e) = decoded {
+                    tracing::info!(client_id, kind = e.kind(), "closing the connection: {e}");
+                    shared.counters.protocol_errors.inc();
+                    break Some(disconnect_reason(&e));
+                }
+                if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
+                    *buf = BytesMut::new();
+                }
+                reserve_for_packet(buf, decoder);
+            }
+        }
+    };
+    finish(writer, rx, version, reason).await;
+    reason
+}
+
+/// Decodes every whole packet in `buf` into `packets`; an error stops at the bad packet.
+fn decode_all(
+    buf: &mut BytesMut,
+    decoder: &mut Decoder,
+    packets: &mut Vec<Packet>,
+) -> Result<(), Error> {
+    while let Some((packet, len)) = decoder.decode(buf)? {
+        buf.advance(len);
+        packets.push(packet);
+    }
+    Ok(())
+}
+
+/// The reason to disconnect with for a decoding error, as DISCONNECT may carry it.
+fn disconnect_reason(e: &Error) -> ReasonCode {
+    let reason = e.reason_code();
+    if reason.is_allowed_in(crate::PacketType::Disconnect) {
+        reason
+    } else {
+        ReasonCode::MalformedPacket
+    }
+}
+
+async fn write_batch<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    first: Bytes,
+    rx: &mut mpsc::Receiver<Bytes>,
+) -> std::io::Result<()> {
+    let write = async {
+        let mut batch: Option<Vec<u8>> = None;
+        let mut size = first.len();
+        while size < WRITE_BATCH {
+            let Ok(next) = rx.try_recv() else { break };
+            size += next.len();
+            batch
+                .get_or_insert_with(|| first.to_vec())
+                .extend_from_slice(&next);
+        }
+        match &batch {
+            Some(bytes) => writer.write_all(bytes).await?,
+            None => writer.write_all(&first).await?,
+        }
+        writer.flush().await
+    };
+    tokio::time::timeout(WRITE_TIMEOUT, write)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
+}
+
+/// Writes what is still queued, then a DISCONNECT with `reason` (MQTT 5), then closes.
+async fn finish<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    mut rx: mpsc::Receiver<Bytes>,
+    version: ProtocolVersion,
+    reason: Option<ReasonCode>,
+) {
+    rx.close();
+    let drain = async {
+        while let Ok(bytes) = rx.try_recv() {
+            writer.write_all(&bytes).await?;
+        }
+        if let (ProtocolVersion::V5, Some(reason)) = (version, reason)
+            && let Some(bytes) = encode(&Packet::Disconnect(Disconnect::new(reason)), version)
+        {
+            writer.write_all(&bytes).await?;
+        }
+        writer.flush().await?;
+        writer.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+}

@@ -1,0 +1,60 @@
+//! Who a client is: what its transport proved (a TLS key, attested claims) and what its CONNECT
+//! said (client identifier, user name once the password was checked). ACLs decide on this.
+
+use std::net::SocketAddr;
+
+/// The claims an attested transport proved about a client: the platform, its measurement and,
+/// for a module hosted by a node, the node-signed module claims. Filled in by an attested
+/// listener from the appraised evidence; plain TCP and TLS never produce one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttestedClaims {
+    /// `sgx`, `tdx`, `snp` or `sim`.
+    pub platform: String,
+    /// The platform's main measurement, lower-case hex (MRENCLAVE, MRTD, SNP launch
+    /// measurement, or the simulated executable hash).
+    pub measurement: String,
+    /// Whether the evidence came from the simulated TEE (which protects nothing).
+    pub simulated: bool,
+    /// The node's self-chosen name (informative).
+    pub node_name: Option<String>,
+    /// The application a hosted module belongs to, from its node-signed module claims.
+    pub app: Option<String>,
+    /// The module's name, from its node-signed module claims.
+    pub module: Option<String>,
+}
+
+/// What the transport of one connection established, before CONNECT is read. Only listeners
+/// build it: a broker trusts whatever they put here.
+#[derive(Debug, Clone, Default)]
+pub struct TransportIdentity {
+    /// The peer's address, for logs.
+    pub remote_addr: Option<SocketAddr>,
+    /// The listener's name (`tcp`, `tls`, `atls` or the configured name), for logs and ACLs.
+    pub listener: String,
+    /// SHA-256 of the client certificate's SubjectPublicKeyInfo, when it presented one.
+    pub certificate_key_sha256: Option<[u8; 32]>,
+    /// Attested claims, when the client proved what it runs.
+    pub attested: Option<AttestedClaims>,
+}
+
+/// A connected client as ACLs see it.
+#[derive(Debug, Clone, Default)]
+pub struct ClientIdentity {
+    /// The client identifier (assigned by the broker if the client sent none).
+    pub client_id: String,
+    /// The user name, only once its password was checked (or when no users are configured and
+    /// anonymous access is allowed, the name the client gave, unverified: see
+    /// [`ClientIdentity::username_verified`]).
+    pub username: Option<String>,
+    /// Whether `username` was checked against a password.
+    pub username_verified: bool,
+    /// What the transport proved.
+    pub transport: TransportIdentity,
+}
+
+impl ClientIdentity {
+    /// The attested claims, if the client proved any.
+    pub fn attested(&self) -> Option<&AttestedClaims> {
+        self.transport.attested.as_ref()
+    }
+}

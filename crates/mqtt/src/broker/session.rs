@@ -1,0 +1,330 @@
+//! One client's session: its subscriptions, the QoS 1/2 messages in flight to it and queued for
+//! it, the QoS 2 packet identifiers it has not released, and its live connection if any.
+//! Sans-IO: outgoing packets go to the connection's [`Outlet`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::identity::ClientIdentity;
+use super::message::Message;
+use super::outlet::Outlet;
+use super::stats::Counters;
+use crate::{
+    Acknowledgement, Packet, PacketId, ProtocolVersion, PublishQos, QoS, ReasonCode,
+    SubscriptionId, Will,
+};
+
+/// A connection's identifier, unique for the broker's lifetime.
+pub type ConnId = u64;
+
+/// The live connection of a session.
+pub(crate) struct Connection {
+    pub(crate) id: ConnId,
+    pub(crate) outlet: Arc<dyn Outlet>,
+    pub(crate) version: ProtocolVersion,
+    /// The will, until a normal DISCONNECT discards it.
+    pub(crate) will: Option<Will>,
+    /// How many QoS 1/2 messages may be in flight to the client.
+    pub(crate) send_quota: usize,
+    /// The largest packet the client accepts.
+    pub(crate) max_packet_size: u32,
+    /// Topic aliases the client set (MQTT 5, client to broker).
+    pub(crate) topic_aliases: HashMap<u16, String>,
+}
+
+/// A message waiting to be delivered, with what its subscription made of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub(crate) message: Arc<Message>,
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+    pub(crate) subscription_ids: Vec<SubscriptionId>,
+}
+
+#[derive(Debug)]
+enum InflightState {
+    /// PUBLISH sent, awaiting PUBACK (QoS 1) or PUBREC (QoS 2).
+    Published(Delivery),
+    /// PUBREL sent, awaiting PUBCOMP.
+    Released,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    id: PacketId,
+    state: InflightState,
+}
+
+/// A stored subscription, as the client subscribed it.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredSubscription {
+    // Kept with the session for the persistent store to come, which restores the router
+    // from it.
+    #[allow(dead_code)]
+    pub(crate) options: super::router::SubscriberOptions,
+}
+
+pub(crate) struct Session {
+    pub(crate) client_id: Arc<str>,
+    pub(crate) identity: Arc<ClientIdentity>,
+    pub(crate) connection: Option<Connection>,
+    pub(crate) subscriptions: HashMap<String, StoredSubscription>,
+    /// In send order, so a reconnection resends in the original order.
+    inflight: VecDeque<Inflight>,
+    pending: VecDeque<Delivery>,
+    next_packet_id: u16,
+    /// QoS 2 packet identifiers received and not yet released by PUBREL.
+    pub(crate) incoming_qos2: HashSet<u16>,
+    /// Seconds the session outlives its connection (`u32::MAX`: never expires).
+    pub(crate) expiry_interval: u32,
+    pub(crate) disconnected_at: Option<Instant>,
+}
+
+impl Session {
+    pub(crate) fn new(client_id: Arc<str>, identity: Arc<ClientIdentity>) -> Self {
+        Self {
+            client_id,
+            identity,
+            connection: None,
+            subscriptions: HashMap::new(),
+            inflight: VecDeque::new(),
+            pending: VecDeque::new(),
+            next_packet_id: 0,
+            incoming_qos2: HashSet::new(),
+            expiry_interval: 0,
+            disconnected_at: None,
+        }
+    }
+
+    pub(crate) fn is_online(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    /// Whether the session has expired at `now`.
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+        match self.disconnected_at {
+            None => false,
+            Some(_) if self.expiry_interval == u32::MAX => false,
+            Some(at) => {
+                now.saturating_duration_since(at).as_secs() >= u64::from(self.expiry_interval)
+            }
+        }
+    }
+
+    /// Encodes and queues `packet` to the live connection; false when there is none or its
+    /// queue is full (the caller decides what that means).
+    pub(crate) fn send(&self, packet: &Packet) -> bool {
+        let Some(connection) = &self.connection else {
+            return false;
+        };
+        match encode(packet, connection.version) {
+            Some(bytes) => connection.outlet.send(bytes).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Delivers (or queues) one message. QoS 0 is sent now or dropped; QoS 1/2 is sent if the
+    /// client's quota allows, else queued.
+    pub(crate) fn deliver(
+        &mut self,
+        delivery: Delivery,
+        max_queued: usize,
+        now: Instant,
+        counters: &Counters,
+    ) {
+        if delivery.message.is_expired(now) {
+            counters.expired.inc();
+            return;
+        }
+        if delivery.qos == QoS::AtMostOnce {
+            let Some(connection) = &self.connection else {
+                counters.dropped_offline_qos0.inc();
+                return;
+            };
+            let publish = delivery.message.to_publish(
+                PublishQos::AtMostOnce,
+                delivery.retain,
+                false,
+                &delivery.subscription_ids,
+                now,
+            );
+            let Some(bytes) = encode_within(&Packet::Publish(publish), connection) else {
+                counters.dropped_too_large.inc();
+                return;
+            };
+            if connection.outlet.send(bytes).is_err() {
+                counters.dropped_queue_full.inc();
+            } else {
+                counters.messages_out.inc();
+            }
+            return;
+        }
+        let has_room = self
+            .connection
+            .as_ref()
+            .is_some_and(|c| self.inflight.len() < c.send_quota);
+        if has_room && self.pending.is_empty() {
+            self.send_inflight(delivery, now, counters);
+        } else if self.pending.len() < max_queued {
+            self.pending.push_back(delivery);
+        } else {
+            counters.dropped_queue_full.inc();
+        }
+    }
+
+    /// Sends a QoS 1/2 delivery under a fresh packet identifier and keeps it in flight.
+    fn send_inflight(&mut self, delivery: Delivery, now: Instant, counters: &Counters) {
+        let Some(id) = self.allocate_packet_id() else {
+            self.pending.push_front(delivery);
+            return;
+        };
+        let Some(connection) = &self.connection else {
+            self.pending.push_front(delivery);
+            return;
+        };
+        let publish = delivery.message.to_publish(
+            PublishQos::new(delivery.qos, id),
+            delivery.retain,
+            false,
+            &delivery.subscription_ids,
+            now,
+        );
+        let Some(bytes) = encode_within(&Packet::Publish(publish), connection) else {
+            // §3.1.2.25: a message too large for the client is discarded, as if delivered.
+            counters.dropped_too_large.inc();
+            return;
+        };
+        let sent = connection.outlet.send(bytes).is_ok();
+        if sent {
+            counters.messages_out.inc();
+        } else {
+            // A slow consumer: it keeps the message for a resend and loses the connection,
+            // so it never stalls the broker.
+            counters.slow_consumers_disconnected.inc();
+            connection.outlet.close(Some(ReasonCode::QuotaExceeded));
+        }
+        self.inflight.push_back(Inflight {
+            id,
+            state: InflightState::Published(delivery),
+        });
+    }
+
+    fn allocate_packet_id(&mut self) -> Option<PacketId> {
+        for _ in 0..=u16::MAX {
+            self.next_packet_id = self.next_packet_id.wrapping_add(1);
+            let Some(id) = PacketId::new(self.next_packet_id) else {
+                continue;
+            };
+            if !self.inflight.iter().any(|i| i.id == id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Sends queued deliveries while the client's quota allows.
+    pub(crate) fn pump(&mut self, now: Instant, counters: &Counters) {
+        while let Some(quota) = self.connection.as_ref().map(|c| c.send_quota) {
+            if self.inflight.len() >= quota {
+                break;
+            }
+            let Some(delivery) = self.pending.pop_front() else {
+                break;
+            };
+            if delivery.message.is_expired(now) {
+                counters.expired.inc();
+                continue;
+            }
+            let queued = self.pending.len();
+            self.send_inflight(delivery, now, counters);
+            if self.pending.len() > queued {
+                // It went back to the queue (no free packet identifier): wait for an ack.
+                break;
+            }
+        }
+    }
+
+    /// PUBACK for a QoS 1 message (or a PUBREC refusing a QoS 2 one): it is done.
+    pub(crate) fn acknowledged(&mut self, id: PacketId, now: Instant, counters: &Counters) {
+        if let Some(index) = self.inflight.iter().position(|i| i.id == id) {
+            self.inflight.remove(index);
+        }
+        self.pump(now, counters);
+    }
+
+    /// PUBREC: answer PUBREL and await PUBCOMP. An unknown identifier still gets a PUBREL
+    /// (with 0x92 in MQTT 5), as the client may have lost track after a reconnection.
+    pub(crate) fn received(&mut self, ack: &Acknowledgement, now: Instant, counters: &Counters) {
+        if ack.reason_code.is_error() {
+            self.acknowledged(ack.packet_id, now, counters);
+            return;
+        }
+        let found = self.inflight.iter_mut().find(|i| i.id == ack.packet_id);
+        let reason = match found {
+            Some(inflight) => {
+                inflight.state = InflightState::Released;
+                ReasonCode::Success
+            }
+            None => ReasonCode::PacketIdentifierNotFound,
+        };
+        let pubrel = Acknowledgement {
+            reason_code: reason,
+            ..Acknowledgement::success(ack.packet_id)
+        };
+        self.send(&Packet::PubRel(pubrel));
+    }
+
+    /// Resends everything in flight after a reconnection (PUBLISH with DUP, PUBREL), then
+    /// what is queued.
+    pub(crate) fn resume(&mut self, now: Instant, counters: &Counters) {
+        let Some(connection) = &self.connection else {
+            return;
+        };
+        for inflight in &self.inflight {
+            let packet = match &inflight.state {
+                InflightState::Published(delivery) => Packet::Publish(delivery.message.to_publish(
+                    PublishQos::new(delivery.qos, inflight.id),
+                    delivery.retain,
+                    true,
+                    &delivery.subscription_ids,
+                    now,
+                )),
+                InflightState::Released => Packet::PubRel(Acknowledgement::success(inflight.id)),
+            };
+            if let Some(bytes) = encode_within(&packet, connection)
+                && connection.outlet.send(bytes).is_err()
+            {
+                counters.slow_consumers_disconnected.inc();
+                connection.outlet.close(Some(ReasonCode::QuotaExceeded));
+                return;
+            }
+        }
+        self.pump(now, counters);
+    }
+
+    /// How many QoS 1/2 messages are in flight and queued.
+    pub(crate) fn backlog(&self) -> (usize, usize) {
+        (self.inflight.len(), self.pending.len())
+    }
+}
+
+/// `packet` encoded for `version`; `None` if it cannot be (a broker bug, logged).
+pub(crate) fn encode(packet: &Packet, version: ProtocolVersion) -> Option<Bytes> {
+    let mut out = Vec::new();
+    match packet.encode(version, &mut out) {
+        Ok(()) => Some(Bytes::from(out)),
+        Err(e) => {
+            tracing::error!(packet = %packet.packet_type(), "cannot encode: {e}");
+            None
+        }
+    }
+}
+
+/// `packet` encoded for the connection, `None` if it is larger than the client accepts.
+fn encode_within(packet: &Packet, connection: &Connection) -> Option<Bytes> {
+    let bytes = encode(packet, connection.version)?;
+    (bytes.len() as u64 <= u64::from(connection.max_packet_size)).then_some(bytes)
+}

@@ -1,0 +1,131 @@
+//! The broker core without sockets: packets in, bytes out to a recording outlet, at fixed
+//! instants.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mqtt::broker::{
+    AllowAll, BrokerCore, ClientIdentity, Counters, Limits, MemoryRetained, Outlet, QueueFull,
+};
+use mqtt::{
+    Decoder, MAX_PACKET_SIZE, Packet, ProtocolVersion, PublishQos, QoS, ReasonCode, Subscribe,
+    Subscription, SubscriptionOptions,
+};
+
+use crate::client::{connect_packet, id, publish, will};
+
+#[derive(Default)]
+struct Recorder {
+    packets: Mutex<Vec<Bytes>>,
+    closed: Mutex<Option<Option<ReasonCode>>>,
+}
+
+impl Outlet for Recorder {
+    fn send(&self, packet: Bytes) -> Result<(), QueueFull> {
+        self.packets.lock().expect("lock").push(packet);
+        Ok(())
+    }
+    fn close(&self, reason: Option<ReasonCode>) {
+        self.closed.lock().expect("lock").get_or_insert(reason);
+    }
+}
+
+impl Recorder {
+    fn take(&self, version: ProtocolVersion) -> Vec<Packet> {
+        let mut decoder = Decoder::with_version(version, MAX_PACKET_SIZE);
+        self.packets
+            .lock()
+            .expect("lock")
+            .drain(..)
+            .map(|bytes| decoder.decode(&bytes).expect("valid").expect("whole").0)
+            .collect()
+    }
+}
+
+fn core() -> BrokerCore {
+    BrokerCore::new(
+        Limits::default(),
+        Arc::new(AllowAll),
+        Box::new(MemoryRetained::default()),
+        Arc::new(Counters::default()),
+    )
+}
+
+#[test]
+fn session_expiry_and_will_delay_at_fixed_instants() {
+    let v5 = ProtocolVersion::V5;
+    let t0 = Instant::now();
+    let mut core = core();
+    let watcher = Arc::new(Recorder::default());
+    core.connect(
+        1,
+        connect_packet(v5, "watcher", true),
+        ClientIdentity::default(),
+        watcher.clone(),
+        t0,
+    )
+    .expect("accepted");
+    let subscribe = Packet::Subscribe(Subscribe {
+        packet_id: id(1),
+        subscriptions: vec![Subscription {
+            filter: "w".into(),
+            options: SubscriptionOptions::new(QoS::AtMostOnce),
+        }],
+        properties: Default::default(),
+    });
+    core.handle(1, "watcher", subscribe, t0);
+    assert!(matches!(
+        &watcher.take(v5)[..],
+        [Packet::ConnAck(_), Packet::SubAck(_)]
+    ));
+
+    let mut connect = connect_packet(v5, "dying", false);
+    connect.properties.session_expiry_interval = Some(10);
+    let mut delayed = will("w", "bye");
+    delayed.qos = QoS::AtMostOnce;
+    delayed.properties.will_delay_interval = Some(5);
+    connect.will = Some(delayed);
+    let dying = Arc::new(Recorder::default());
+    core.connect(2, connect, ClientIdentity::default(), dying.clone(), t0)
+        .expect("accepted");
+    core.disconnected(2, "dying", t0);
+    core.tick(t0 + Duration::from_secs(4));
+    assert!(watcher.take(v5).is_empty(), "the will waits for its delay");
+    core.tick(t0 + Duration::from_secs(5));
+    assert!(matches!(&watcher.take(v5)[..], [Packet::Publish(p)] if p.topic == "w"));
+    assert_eq!(core.session_count(), 2);
+    core.tick(t0 + Duration::from_secs(10));
+    assert_eq!(core.session_count(), 1, "the session expired");
+
+    // A stale connection's packets are refused after a takeover.
+    let first = Arc::new(Recorder::default());
+    core.connect(
+        3,
+        connect_packet(v5, "twice", true),
+        ClientIdentity::default(),
+        first.clone(),
+        t0,
+    )
+    .expect("accepted");
+    let second = Arc::new(Recorder::default());
+    core.connect(
+        4,
+        connect_packet(v5, "twice", true),
+        ClientIdentity::default(),
+        second,
+        t0,
+    )
+    .expect("accepted");
+    assert_eq!(
+        *first.closed.lock().expect("lock"),
+        Some(Some(ReasonCode::SessionTakenOver))
+    );
+    let flow = core.handle(
+        3,
+        "twice",
+        Packet::Publish(publish("w", "x", PublishQos::AtMostOnce)),
+        t0,
+    );
+    assert_eq!(flow, mqtt::broker::Flow::Close(None));
+}
