@@ -24,6 +24,8 @@ pub(crate) enum BenchCommand {
     Runtime(crate::bench_runtime::RuntimeBenchArgs),
     /// Events between modules on two nodes vs the same framing over plain TCP.
     Events(crate::bench_events::EventsBenchArgs),
+    /// Our MQTT broker vs Debian's mosquitto, driven by the same load generator.
+    Mqtt(crate::bench_mqtt::MqttBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -39,6 +41,7 @@ pub(crate) fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Atls(args) => crate::bench_atls::run(&args),
         BenchCommand::Runtime(args) => crate::bench_runtime::run(&args),
         BenchCommand::Events(args) => crate::bench_events::run(&args),
+        BenchCommand::Mqtt(args) => crate::bench_mqtt::run(&args),
     }
 }
 

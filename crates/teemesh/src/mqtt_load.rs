@@ -1,0 +1,322 @@
+//! The MQTT load generator of `teemesh bench mqtt`: the same clients drive any broker, ours or
+//! Debian's mosquitto, over plain TCP, TLS or attested TLS. Written on the `mqtt` codec, MQTT
+//! 3.1.1 (which both brokers speak), so no client library's own overhead differs between runs.
+//!
+//! One run: `subscribers` clients subscribe to one topic, then `publishers` clients each publish
+//! `messages` messages of `size` bytes to it at QoS 0 or 1 (QoS 1 with at most `WINDOW`
+//! unacknowledged per publisher). Every message carries its send time, so each subscriber
+//! measures latency; throughput is messages delivered to subscribers per second, from the first
+//! publish to the last delivery.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use bytes::Bytes;
+use mqtt::{
+    Connect, Decoder, Packet, PacketId, Properties, ProtocolVersion, Publish, PublishQos, QoS,
+    Subscribe, Subscription, SubscriptionOptions,
+};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// Unacknowledged QoS 1 publications per publisher.
+const WINDOW: usize = 64;
+/// Largest packet the clients accept.
+const MAX_PACKET: u32 = 1 << 20;
+/// How long a run may wait for its last deliveries.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The topic every run publishes to.
+const TOPIC: &str = "bench/load";
+
+/// A client's byte stream.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// How clients reach the broker.
+#[derive(Clone)]
+pub(crate) enum Transport {
+    Tcp,
+    Tls {
+        config: Arc<rustls::ClientConfig>,
+        server_name: rustls::pki_types::ServerName<'static>,
+    },
+    Attested(atls::AtlsClient),
+}
+
+impl Transport {
+    async fn connect(&self, address: &str) -> Result<Box<dyn Stream>> {
+        let tcp = TcpStream::connect(address)
+            .await
+            .with_context(|| format!("cannot connect to {address}"))?;
+        tcp.set_nodelay(true)?;
+        Ok(match self {
+            Self::Tcp => Box::new(tcp),
+            Self::Tls {
+                config,
+                server_name,
+            } => Box::new(
+                tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(server_name.clone(), tcp)
+                    .await
+                    .with_context(|| format!("TLS with {address}"))?,
+            ),
+            Self::Attested(client) => Box::new(
+                client
+                    .connect(tcp)
+                    .await
+                    .with_context(|| format!("attested TLS with {address}"))?
+                    .stream,
+            ),
+        })
+    }
+}
+
+/// What one run should do.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Load {
+    pub(crate) publishers: usize,
+    pub(crate) subscribers: usize,
+    pub(crate) messages: usize,
+    pub(crate) size: usize,
+    pub(crate) qos: QoS,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    /// Messages delivered to subscribers per second.
+    pub(crate) per_sec: f64,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+    /// Deliveries expected and made.
+    pub(crate) expected: u64,
+    pub(crate) delivered: u64,
+}
+
+/// A connection with a read buffer and a decoder.
+struct Client {
+    stream: Box<dyn Stream>,
+    decoder: Decoder,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Client {
+    async fn open(transport: &Transport, address: &str, id: &str) -> Result<Self> {
+        let mut client = Self {
+            stream: transport.connect(address).await?,
+            decoder: Decoder::with_version(ProtocolVersion::V311, MAX_PACKET),
+            buf: Vec::with_capacity(64 << 10),
+            out: Vec::with_capacity(64 << 10),
+        };
+        client.queue(&Packet::Connect(Box::new(Connect {
+            protocol: ProtocolVersion::V311,
+            clean_start: true,
+            keep_alive: 60,
+            client_id: id.to_owned(),
+            will: None,
+            username: None,
+            password: None,
+            properties: Properties::default(),
+        })))?;
+        client.flush().await?;
+        match client.next().await? {
+            Packet::ConnAck(ack) if !ack.reason_code.is_error() => Ok(client),
+            Packet::ConnAck(ack) => bail!("{id}: the broker refused the connection: {ack:?}"),
+            other => bail!("{id}: expected CONNACK, got {other:?}"),
+        }
+    }
+
+    fn queue(&mut self, packet: &Packet) -> Result<()> {
+        packet
+            .encode(ProtocolVersion::V311, &mut self.out)
+            .map_err(|e| anyhow::anyhow!("cannot encode: {e}"))
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// The next packet, reading as needed.
+    async fn next(&mut self) -> Result<Packet> {
+        loop {
+            if let Some((packet, used)) = self
+                .decoder
+                .decode(&self.buf)
+                .map_err(|e| anyhow::anyhow!("the broker sent a bad packet: {e}"))?
+            {
+                self.buf.drain(..used);
+                return Ok(packet);
+            }
+            let mut chunk = [0u8; 16 << 10];
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("the broker closed the connection");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+const FIRST_ID: PacketId = match PacketId::new(1) {
+    Some(id) => id,
+    None => panic!("1 is a packet identifier"),
+};
+
+fn packet_id(n: usize) -> PacketId {
+    // 1..=65535, cycling; a window of WINDOW never reuses one still in flight.
+    PacketId::new((n % 65_535 + 1) as u16).unwrap_or(FIRST_ID)
+}
+
+/// Runs `load` against the broker at `address` over `transport`.
+pub(crate) async fn run(transport: &Transport, address: &str, load: Load) -> Result<Outcome> {
+    let epoch = Instant::now();
+    let expected = (load.publishers * load.messages * load.subscribers) as u64;
+    let per_subscriber = (load.publishers * load.messages) as u64;
+    let mut subscribers = Vec::new();
+    for s in 0..load.subscribers {
+        let mut client = Client::open(transport, address, &format!("bench-sub-{s}")).await?;
+        client.queue(&Packet::Subscribe(Subscribe {
+            packet_id: packet_id(0),
+            subscriptions: vec![Subscription {
+                filter: TOPIC.into(),
+                options: SubscriptionOptions::new(load.qos),
+            }],
+            properties: Properties::default(),
+        }))?;
+        client.flush().await?;
+        match client.next().await? {
+            Packet::SubAck(_) => {}
+            other => bail!("expected SUBACK, got {other:?}"),
+        }
+        subscribers.push(tokio::spawn(subscribe(client, per_subscriber, epoch)));
+    }
+    let mut publishers = Vec::new();
+    for p in 0..load.publishers {
+        let client = Client::open(transport, address, &format!("bench-pub-{p}")).await?;
+        publishers.push(client);
+    }
+    let started = epoch.elapsed();
+    let mut sending = Vec::new();
+    for client in publishers {
+        sending.push(tokio::spawn(publish(client, load, epoch)));
+    }
+    for task in sending {
+        task.await.context("a publisher stopped")??;
+    }
+    let mut latencies = Vec::with_capacity(expected as usize);
+    let mut delivered = 0u64;
+    let mut last = started;
+    for task in subscribers {
+        let (times, at) = task.await.context("a subscriber stopped")??;
+        delivered += times.len() as u64;
+        latencies.extend(times);
+        last = last.max(at);
+    }
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let took = last.saturating_sub(started).as_secs_f64().max(1e-9);
+    Ok(Outcome {
+        per_sec: delivered as f64 / took,
+        p50: pick(0.50),
+        p99: pick(0.99),
+        expected,
+        delivered,
+    })
+}
+
+/// Publishes `load.messages` messages, each starting with its send time (nanoseconds since
+/// `epoch`); at QoS 1 keeps at most `WINDOW` unacknowledged.
+async fn publish(mut client: Client, load: Load, epoch: Instant) -> Result<()> {
+    let mut payload = vec![0u8; load.size.max(8)];
+    let mut unacked = 0usize;
+    for n in 0..load.messages {
+        let now = epoch.elapsed().as_nanos() as u64;
+        payload[..8].copy_from_slice(&now.to_be_bytes());
+        let qos = match load.qos {
+            QoS::AtMostOnce => PublishQos::AtMostOnce,
+            _ => PublishQos::AtLeastOnce(packet_id(n)),
+        };
+        client.queue(&Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: TOPIC.into(),
+            payload: Bytes::copy_from_slice(&payload),
+            properties: Properties::default(),
+        }))?;
+        if load.qos == QoS::AtMostOnce {
+            if client.out.len() >= 32 << 10 || n + 1 == load.messages {
+                client.flush().await?;
+            }
+            continue;
+        }
+        unacked += 1;
+        if unacked >= WINDOW || n + 1 == load.messages {
+            client.flush().await?;
+        }
+        while unacked >= WINDOW || (n + 1 == load.messages && unacked > 0) {
+            match client.next().await? {
+                Packet::PubAck(_) => unacked -= 1,
+                other => bail!("a publisher expected PUBACK, got {other:?}"),
+            }
+        }
+    }
+    // A clean goodbye, so the broker sees no lost connection.
+    client.queue(&Packet::Disconnect(mqtt::Disconnect {
+        reason_code: mqtt::ReasonCode::Success,
+        properties: Properties::default(),
+    }))?;
+    client.flush().await?;
+    Ok(())
+}
+
+/// Receives up to `expected` messages (or until none came for a while); returns their
+/// latencies and when the last one came (since `epoch`).
+async fn subscribe(
+    mut client: Client,
+    expected: u64,
+    epoch: Instant,
+) -> Result<(Vec<Duration>, Duration)> {
+    let mut latencies = Vec::with_capacity(expected as usize);
+    let mut last = Duration::ZERO;
+    while (latencies.len() as u64) < expected {
+        let packet = match tokio::time::timeout(DRAIN_TIMEOUT, client.next()).await {
+            Ok(packet) => packet?,
+            Err(_) => break,
+        };
+        let Packet::Publish(publish) = packet else {
+            continue;
+        };
+        let now = epoch.elapsed();
+        if let Some(sent) = publish.payload.get(..8) {
+            let sent = u64::from_be_bytes(sent.try_into().unwrap_or_default());
+            latencies.push(now.saturating_sub(Duration::from_nanos(sent)));
+        }
+        last = now;
+        if let PublishQos::AtLeastOnce(id) = publish.qos {
+            client.queue(&Packet::PubAck(mqtt::Acknowledgement {
+                packet_id: id,
+                reason_code: mqtt::ReasonCode::Success,
+                properties: Properties::default(),
+            }))?;
+        }
+        // Acknowledgements go out in batches, and always before waiting for more.
+        if client.out.len() >= 4 << 10 || client.buf.is_empty() {
+            client.flush().await?;
+        }
+    }
+    client.flush().await?;
+    Ok((latencies, last))
+}
