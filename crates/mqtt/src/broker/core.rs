@@ -188,7 +188,10 @@ impl BrokerCore {
                     }
                 }
             }
-            if connect.clean_start {
+            // A session that ends with its connection (3.1.1 clean session, MQTT 5 expiry 0)
+            // ends here too, even if the broker has not seen that connection close yet: a new
+            // connection never resumes it.
+            if connect.clean_start || existing.expiry_interval == 0 {
                 self.remove_session(&client_id);
             } else {
                 session_present = true;
