@@ -19,7 +19,8 @@ use rcgen::{
 };
 use serde_json::json;
 
-use crate::mqtt_load::{Load, Outcome, Transport};
+use crate::mqtt_conn::Transport;
+use crate::mqtt_load::{Load, Outcome};
 use crate::table::Table;
 
 /// The TLS server name of both brokers' certificates.

@@ -28,6 +28,12 @@ pub(crate) enum MqttCommand {
     Broker(BrokerArgs),
     /// Read a password on stdin and print its argon2id hash for `[[auth.users]]`.
     Passwd,
+    /// Publish one message; over attested TLS (the default) the broker's attestation result is
+    /// printed on stderr first, and a broker the policy refuses gets nothing (exit 1).
+    Pub(crate::mqtt_client_cmd::PubArgs),
+    /// Subscribe and print one JSON line per message (topic, payload, encoding, qos, retain);
+    /// over attested TLS the broker is appraised first, as for `pub`.
+    Sub(crate::mqtt_client_cmd::SubArgs),
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +104,8 @@ impl ListenerKind {
 pub(crate) fn run(cmd: MqttCommand) -> Result<()> {
     match cmd {
         MqttCommand::Broker(args) => crate::async_runtime()?.block_on(broker(args)),
+        MqttCommand::Pub(args) => crate::mqtt_client_cmd::publish(args),
+        MqttCommand::Sub(args) => crate::mqtt_client_cmd::subscribe(args),
         MqttCommand::Passwd => {
             let mut password = String::new();
             std::io::stdin()

@@ -8,69 +8,24 @@
 //! measures latency; throughput is messages delivered to subscribers per second, from the first
 //! publish to the last delivery.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
 use mqtt::{
-    Connect, Decoder, Packet, PacketId, Properties, ProtocolVersion, Publish, PublishQos, QoS,
-    Subscribe, Subscription, SubscriptionOptions,
+    Packet, PacketId, Properties, Publish, PublishQos, QoS, Subscribe, Subscription,
+    SubscriptionOptions,
 };
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+
+use crate::mqtt_conn::Client;
+use crate::mqtt_conn::Transport;
 
 /// Unacknowledged QoS 1 publications per publisher.
 const WINDOW: usize = 64;
-/// Largest packet the clients accept.
-const MAX_PACKET: u32 = 1 << 20;
 /// How long a run may wait for its last deliveries.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The topic every run publishes to.
 const TOPIC: &str = "bench/load";
-
-/// A client's byte stream.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
-
-/// How clients reach the broker.
-#[derive(Clone)]
-pub(crate) enum Transport {
-    Tcp,
-    Tls {
-        config: Arc<rustls::ClientConfig>,
-        server_name: rustls::pki_types::ServerName<'static>,
-    },
-    Attested(atls::AtlsClient),
-}
-
-impl Transport {
-    async fn connect(&self, address: &str) -> Result<Box<dyn Stream>> {
-        let tcp = TcpStream::connect(address)
-            .await
-            .with_context(|| format!("cannot connect to {address}"))?;
-        tcp.set_nodelay(true)?;
-        Ok(match self {
-            Self::Tcp => Box::new(tcp),
-            Self::Tls {
-                config,
-                server_name,
-            } => Box::new(
-                tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(server_name.clone(), tcp)
-                    .await
-                    .with_context(|| format!("TLS with {address}"))?,
-            ),
-            Self::Attested(client) => Box::new(
-                client
-                    .connect(tcp)
-                    .await
-                    .with_context(|| format!("attested TLS with {address}"))?
-                    .stream,
-            ),
-        })
-    }
-}
 
 /// What one run should do.
 #[derive(Debug, Clone, Copy)]
@@ -92,76 +47,6 @@ pub(crate) struct Outcome {
     /// Deliveries expected and made.
     pub(crate) expected: u64,
     pub(crate) delivered: u64,
-}
-
-/// A connection with a read buffer and a decoder.
-struct Client {
-    stream: Box<dyn Stream>,
-    decoder: Decoder,
-    buf: Vec<u8>,
-    out: Vec<u8>,
-}
-
-impl Client {
-    async fn open(transport: &Transport, address: &str, id: &str) -> Result<Self> {
-        let mut client = Self {
-            stream: transport.connect(address).await?,
-            decoder: Decoder::with_version(ProtocolVersion::V311, MAX_PACKET),
-            buf: Vec::with_capacity(64 << 10),
-            out: Vec::with_capacity(64 << 10),
-        };
-        client.queue(&Packet::Connect(Box::new(Connect {
-            protocol: ProtocolVersion::V311,
-            clean_start: true,
-            keep_alive: 60,
-            client_id: id.to_owned(),
-            will: None,
-            username: None,
-            password: None,
-            properties: Properties::default(),
-        })))?;
-        client.flush().await?;
-        match client.next().await? {
-            Packet::ConnAck(ack) if !ack.reason_code.is_error() => Ok(client),
-            Packet::ConnAck(ack) => bail!("{id}: the broker refused the connection: {ack:?}"),
-            other => bail!("{id}: expected CONNACK, got {other:?}"),
-        }
-    }
-
-    fn queue(&mut self, packet: &Packet) -> Result<()> {
-        packet
-            .encode(ProtocolVersion::V311, &mut self.out)
-            .map_err(|e| anyhow::anyhow!("cannot encode: {e}"))
-    }
-
-    async fn flush(&mut self) -> Result<()> {
-        if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await?;
-            self.out.clear();
-        }
-        Ok(())
-    }
-
-    /// The next packet, reading as needed.
-    async fn next(&mut self) -> Result<Packet> {
-        loop {
-            if let Some((packet, used)) = self
-                .decoder
-                .decode(&self.buf)
-                .map_err(|e| anyhow::anyhow!("the broker sent a bad packet: {e}"))?
-            {
-                self.buf.drain(..used);
-                return Ok(packet);
-            }
-            let mut chunk = [0u8; 16 << 10];
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                bail!("the broker closed the connection");
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
 }
 
 const FIRST_ID: PacketId = match PacketId::new(1) {
