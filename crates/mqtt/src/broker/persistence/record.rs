@@ -272,11 +272,15 @@ pub(crate) fn encode_session(record: &SessionRecord, clock: WallClock) -> Vec<u8
     out
 }
 
-/// A session's expiry interval, disconnection time (`None`: it was connected) and
-/// subscriptions.
-pub(crate) fn decode_session(
-    bytes: &[u8],
-) -> Result<(u32, Option<u64>, Vec<(String, SubscriberOptions)>), StoreError> {
+/// A stored session record: wall-clock times, before the store judges its expiry.
+pub(crate) struct StoredRecord {
+    pub(crate) expiry_interval: u32,
+    /// Unix milliseconds; `None`: it was connected when the broker stopped.
+    pub(crate) disconnected_ms: Option<u64>,
+    pub(crate) subscriptions: Vec<(String, SubscriberOptions)>,
+}
+
+pub(crate) fn decode_session(bytes: &[u8]) -> Result<StoredRecord, StoreError> {
     let mut r = Reader {
         bytes,
         what: "session",
@@ -294,11 +298,11 @@ pub(crate) fn decode_session(
         let id = SubscriptionId::new(r.u32()?);
         subscriptions.push((filter, SubscriberOptions { options, id }));
     }
-    Ok((
-        expiry,
-        (disconnected != NEVER).then_some(disconnected),
+    Ok(StoredRecord {
+        expiry_interval: expiry,
+        disconnected_ms: (disconnected != NEVER).then_some(disconnected),
         subscriptions,
-    ))
+    })
 }
 
 #[cfg(test)]

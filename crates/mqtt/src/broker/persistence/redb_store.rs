@@ -79,7 +79,11 @@ impl Store for RedbStore {
             for entry in txn.open_table(SESSIONS)?.iter()? {
                 let (client_id, value) = entry?;
                 let client_id = client_id.value().to_owned();
-                let (expiry, disconnected, subscriptions) = record::decode_session(value.value())?;
+                let record::StoredRecord {
+                    expiry_interval: expiry,
+                    disconnected_ms: disconnected,
+                    subscriptions,
+                } = record::decode_session(value.value())?;
                 // A session connected when the broker stopped lost its connection then, at a
                 // time not recorded: its expiry counts from now.
                 let disconnected = disconnected.unwrap_or(clock.now_ms());
