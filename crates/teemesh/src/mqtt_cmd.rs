@@ -11,8 +11,8 @@ use atls::{AtlsServer, Clock, NodeIdentity, Peer, PeerVerifier};
 use attest::{Endorsements, PlatformKind, UnixTime};
 use clap::{Args, Subcommand};
 use mqtt::broker::{
-    AclConfig, AttestedClaims, AuthConfig, Broker, BrokerConfig, Limits, PersistenceConfig,
-    TransportIdentity, listener,
+    AclConfig, AttestedClaims, AuthConfig, Broker, BrokerConfig, Limits, TransportIdentity,
+    listener,
 };
 use platform::PlatformChoice;
 use serde::Deserialize;
@@ -58,7 +58,6 @@ struct FileConfig {
     #[serde(default)]
     auth: AuthConfig,
     acl: Option<AclConfig>,
-    persistence: Option<PersistenceConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,9 +143,6 @@ fn load_config(path: &Path) -> Result<FileConfig> {
             *file = base.join(&*file);
         }
     }
-    if let Some(persistence) = &mut config.persistence {
-        persistence.path = base.join(&persistence.path);
-    }
     Ok(config)
 }
 
@@ -176,7 +172,6 @@ async fn broker(args: BrokerArgs) -> Result<()> {
         limits: config.limits,
         auth: config.auth,
         acl: config.acl,
-        persistence: config.persistence,
     };
     let broker = Broker::new(&broker_config).context("broker configuration")?;
     let mut bound = Vec::new();
