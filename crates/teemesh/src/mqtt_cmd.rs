@@ -11,8 +11,8 @@ use atls::{AtlsServer, Clock, NodeIdentity, Peer, PeerVerifier};
 use attest::{Endorsements, PlatformKind, UnixTime};
 use clap::{Args, Subcommand};
 use mqtt::broker::{
-    AclConfig, AttestedClaims, AuthConfig, Broker, BrokerConfig, Limits, TransportIdentity,
-    listener,
+    AclConfig, AttestedClaims, AuthConfig, Broker, BrokerConfig, Limits, PersistenceConfig,
+    TransportIdentity, listener,
 };
 use platform::PlatformChoice;
 use serde::Deserialize;
@@ -58,6 +58,7 @@ struct FileConfig {
     #[serde(default)]
     auth: AuthConfig,
     acl: Option<AclConfig>,
+    persistence: Option<PersistenceConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,6 +144,9 @@ fn load_config(path: &Path) -> Result<FileConfig> {
             *file = base.join(&*file);
         }
     }
+    if let Some(persistence) = &mut config.persistence {
+        persistence.path = base.join(&persistence.path);
+    }
     Ok(config)
 }
 
@@ -172,6 +176,7 @@ async fn broker(args: BrokerArgs) -> Result<()> {
         limits: config.limits,
         auth: config.auth,
         acl: config.acl,
+        persistence: config.persistence,
     };
     let broker = Broker::new(&broker_config).context("broker configuration")?;
     let mut bound = Vec::new();

@@ -1,6 +1,8 @@
 //! The broker's settings: limits (what it announces in CONNACK and enforces), users and ACL
 //! rules. Deserialisable so a TOML file can carry them (unknown keys are errors).
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 use super::acl::AclConfig;
@@ -16,6 +18,17 @@ pub struct BrokerConfig {
     pub auth: AuthConfig,
     /// Authorisation rules (absent: every client may publish and subscribe anywhere).
     pub acl: Option<AclConfig>,
+    /// Where retained messages and persistent sessions are kept across restarts (absent:
+    /// in memory only).
+    pub persistence: Option<PersistenceConfig>,
+}
+
+/// The persistence store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceConfig {
+    /// The redb database file (created if missing; one broker process at a time).
+    pub path: PathBuf,
 }
 
 /// Username/password authentication.

@@ -70,13 +70,24 @@ where
             return;
         }
     };
-    let accepted = shared.core().connect(
-        conn_id,
-        *connect,
-        identity,
-        dyn_outlet.clone(),
-        std::time::Instant::now(),
-    );
+    let (accepted, committed) = {
+        let mut core = shared.core();
+        let accepted = core.connect(
+            conn_id,
+            *connect,
+            identity,
+            dyn_outlet.clone(),
+            std::time::Instant::now(),
+        );
+        (accepted, Shared::commit(&mut core))
+    };
+    if let (Some(accepted), false) = (&accepted, committed) {
+        // The CONNACK must not promise a session the store does not hold.
+        let mut core = shared.core();
+        core.disconnected(conn_id, &accepted.client_id, std::time::Instant::now());
+        Shared::commit(&mut core);
+        return;
+    }
     let Some(accepted) = accepted else {
         finish(&mut writer, rx, version, None).await;
         return;
@@ -97,9 +108,11 @@ where
         version,
     )
     .await;
-    shared
-        .core()
-        .disconnected(conn_id, &client_id, std::time::Instant::now());
+    {
+        let mut core = shared.core();
+        core.disconnected(conn_id, &client_id, std::time::Instant::now());
+        Shared::commit(&mut core);
+    }
     tracing::debug!(client_id = %client_id, conn_id, ?reason, "disconnected");
 }
 
@@ -232,6 +245,11 @@ where
                         if flow != Flow::Continue {
                             break;
                         }
+                    }
+                    // Durability: this turn's PUBACKs / PUBRECs are in `rx`, written only by
+                    // this task after the commit (and never if it failed).
+                    if !Shared::commit(&mut core) {
+                        return None;
                     }
                 }
                 packets.clear();

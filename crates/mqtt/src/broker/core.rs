@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::acl::{Action, Authorizer};
 use super::config::Limits;
 use super::identity::ClientIdentity;
 use super::message::Message;
 use super::outlet::Outlet;
+use super::persistence::{Change, Journal, NoStore, Store, StoreError};
 use super::router::{Router, SubscriberOptions, Target};
 use super::session::{ConnId, Connection, Delivery, Session, StoredSubscription, encode};
 use super::stats::Counters;
@@ -57,6 +58,9 @@ pub struct BrokerCore {
     sessions: HashMap<Arc<str>, Session>,
     router: Router,
     retained: Box<dyn RetainedStore>,
+    /// Changes to persistent state since the last [`Self::commit`].
+    journal: Journal,
+    store: Box<dyn Store>,
     delayed_wills: Vec<DelayedWill>,
     counters: Arc<Counters>,
     assigned_prefix: String,
@@ -92,11 +96,62 @@ impl BrokerCore {
             sessions: HashMap::new(),
             router: Router::default(),
             retained,
+            journal: Journal::new(false),
+            store: Box::new(NoStore),
             delayed_wills: Vec::new(),
             counters,
             assigned_prefix: prefix,
             assigned_count: 0,
         }
+    }
+
+    /// Keeps persistent state in `store` from now on, after restoring what it holds:
+    /// retained messages, and persistent sessions (offline) with their subscriptions and
+    /// messages. `wall` is `now` on the wall clock.
+    pub(crate) fn persist_to(
+        &mut self,
+        mut store: Box<dyn Store>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<(), StoreError> {
+        let snapshot = store.load(now, wall)?;
+        for message in snapshot.retained {
+            let topic = message.topic.clone();
+            self.retained.set(&topic, Some(message));
+        }
+        let restored = snapshot.sessions.len();
+        for stored in snapshot.sessions {
+            let session = Session::restore(stored);
+            for (filter, subscription) in &session.subscriptions {
+                if let Err(e) =
+                    self.router
+                        .subscribe(&session.client_id, filter, subscription.options)
+                {
+                    tracing::warn!(client_id = %session.client_id, filter, "stored subscription not restored: {e}");
+                }
+            }
+            self.sessions.insert(session.client_id.clone(), session);
+        }
+        tracing::info!(
+            sessions = restored,
+            retained = self.retained.len(),
+            "persistent state loaded"
+        );
+        self.store = store;
+        self.journal = Journal::new(true);
+        Ok(())
+    }
+
+    /// Commits the changes to persistent state made since the last commit, durably. The
+    /// shell calls it after every turn (a read's packets, a connection, a disconnection, a
+    /// tick) and before it writes that turn's answers: acknowledgements of QoS 1/2 PUBLISHes
+    /// must not leave before the messages are stored.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if self.journal.is_empty() {
+            return Ok(());
+        }
+        let changes = self.journal.take();
+        self.store.commit(changes)
     }
 
     /// The counters.
@@ -207,6 +262,7 @@ impl BrokerCore {
         session.identity = identity;
         session.expiry_interval = expiry;
         session.disconnected_at = None;
+        session.persist(&mut self.journal);
         let client_receive_max = connect
             .properties
             .receive_maximum
@@ -247,7 +303,7 @@ impl BrokerCore {
             properties,
         }));
         self.counters.connections.inc();
-        session.resume(now, &self.counters);
+        session.resume(now, &self.counters, &mut self.journal);
         for (publisher, will, identity) in wills {
             self.publish_will(&publisher, will, &identity, now);
         }
@@ -270,15 +326,18 @@ impl BrokerCore {
         match packet {
             Packet::Publish(publish) => self.on_publish(client_id, publish, now),
             Packet::PubAck(ack) | Packet::PubComp(ack) => {
-                session.acknowledged(ack.packet_id, now, &self.counters);
+                session.acknowledged(ack.packet_id, now, &self.counters, &mut self.journal);
                 Flow::Continue
             }
             Packet::PubRec(ack) => {
-                session.received(&ack, now, &self.counters);
+                session.received(&ack, now, &self.counters, &mut self.journal);
                 Flow::Continue
             }
             Packet::PubRel(ack) => {
                 let known = session.incoming_qos2.remove(&ack.packet_id.get());
+                if known {
+                    session.journal_incoming(&mut self.journal, ack.packet_id.get(), false);
+                }
                 let reason = if known {
                     ReasonCode::Success
                 } else {
@@ -321,6 +380,7 @@ impl BrokerCore {
             return;
         };
         session.disconnected_at = Some(now);
+        session.persist(&mut self.journal);
         let expiry = session.expiry_interval;
         let identity = session.identity.clone();
         let client: Arc<str> = session.client_id.clone();
@@ -375,7 +435,8 @@ impl BrokerCore {
     }
 
     fn remove_session(&mut self, client_id: &str) {
-        if let Some(session) = self.sessions.remove(client_id) {
+        if let Some(mut session) = self.sessions.remove(client_id) {
+            session.forget(&mut self.journal);
             for filter in session.subscriptions.keys() {
                 self.router.unsubscribe(client_id, filter);
             }
@@ -437,6 +498,7 @@ impl BrokerCore {
                 PublishQos::ExactlyOnce(id) => {
                     if !v5 {
                         session.incoming_qos2.insert(id.get());
+                        session.journal_incoming(&mut self.journal, id.get(), true);
                     }
                     session.send(&Packet::PubRec(refusal(id, ReasonCode::NotAuthorized)));
                 }
@@ -447,8 +509,7 @@ impl BrokerCore {
         let publisher = session.client_id.clone();
         let message = Arc::new(Message::from_publish(publish, topic, Some(publisher), now));
         if message.retain {
-            let stored = (!message.payload.is_empty()).then(|| message.clone());
-            self.retained.set(&message.topic, stored);
+            self.set_retained(&message);
         }
         // The publisher's acknowledgement goes out before the deliveries, its own included.
         let targets = self.targets(&message);
@@ -466,12 +527,23 @@ impl BrokerCore {
                 }
                 PublishQos::ExactlyOnce(id) => {
                     session.incoming_qos2.insert(id.get());
+                    session.journal_incoming(&mut self.journal, id.get(), true);
                     session.send(&Packet::PubRec(refusal(id, reason)));
                 }
             }
         }
         self.deliver(&message, targets, now);
         Flow::Continue
+    }
+
+    /// Stores (or, with an empty payload, deletes) the retained message of its topic.
+    fn set_retained(&mut self, message: &Arc<Message>) {
+        let stored = (!message.payload.is_empty()).then(|| message.clone());
+        self.journal.push(Change::Retained {
+            topic: message.topic.clone(),
+            message: stored.clone(),
+        });
+        self.retained.set(&message.topic, stored);
     }
 
     /// The subscriptions `message` goes to (one member per share group, chosen now).
@@ -524,6 +596,7 @@ impl BrokerCore {
                     self.limits.max_queued_messages,
                     now,
                     &self.counters,
+                    &mut self.journal,
                 );
             }
         }
@@ -553,8 +626,7 @@ impl BrokerCore {
             now,
         ));
         if message.retain {
-            let stored = (!message.payload.is_empty()).then(|| message.clone());
-            self.retained.set(&message.topic, stored);
+            self.set_retained(&message);
         }
         self.route(&message, now);
     }
@@ -620,6 +692,7 @@ impl BrokerCore {
                 .subscriptions
                 .insert(subscription.filter, StoredSubscription { options });
         }
+        session.persist(&mut self.journal);
         session.send(&Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             reason_codes,
@@ -631,6 +704,7 @@ impl BrokerCore {
                 self.limits.max_queued_messages,
                 now,
                 &self.counters,
+                &mut self.journal,
             );
         }
         Flow::Continue
@@ -653,6 +727,7 @@ impl BrokerCore {
                 }
             })
             .collect();
+        session.persist(&mut self.journal);
         session.send(&Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             reason_codes,

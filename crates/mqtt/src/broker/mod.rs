@@ -25,6 +25,7 @@ mod identity;
 pub mod listener;
 mod message;
 mod outlet;
+mod persistence;
 mod router;
 mod session;
 mod stats;
@@ -40,11 +41,12 @@ pub use acl::{
     AclConfig, AclError, AclRule, Action, AllowAll, Authorizer, Permission, RuleAcl, filter_covers,
 };
 pub use auth::{BadPasswordHash, UserConfig, Users, hash_password};
-pub use config::{AuthConfig, BrokerConfig, Limits};
+pub use config::{AuthConfig, BrokerConfig, Limits, PersistenceConfig};
 pub use core::{Accepted, BrokerCore, Flow};
 pub use identity::{AttestedClaims, ClientIdentity, TransportIdentity};
 pub use message::Message;
 pub use outlet::{Outlet, QueueFull};
+pub use persistence::StoreError;
 pub use session::ConnId;
 pub use stats::{Counter, Counters};
 pub use store::{MemoryRetained, RetainedStore};
@@ -61,6 +63,9 @@ pub enum BrokerError {
     /// A limit is out of range.
     #[error("limits: {0}")]
     Limits(&'static str),
+    /// The persistence store cannot be opened or read.
+    #[error(transparent)]
+    Persistence(#[from] StoreError),
 }
 
 /// A running broker: cheap to clone, shared by every listener.
@@ -94,6 +99,18 @@ impl Shared {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Commits the core's changes to persistent state; false (logged) when the store failed,
+    /// and then the turn's acknowledgements must not be sent.
+    pub(crate) fn commit(core: &mut BrokerCore) -> bool {
+        match core.commit() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("cannot store the broker's state: {e}");
+                false
+            }
+        }
+    }
+
     pub(crate) fn next_conn_id(&self) -> ConnId {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
@@ -120,7 +137,8 @@ impl Broker {
         Self::with_store(config, authorizer, Box::new(MemoryRetained::default()))
     }
 
-    /// A broker keeping retained messages in `retained`.
+    /// A broker keeping retained messages in `retained` (and, with `config.persistence`,
+    /// also in the redb file it names, which is read first).
     pub fn with_store(
         config: &BrokerConfig,
         authorizer: Arc<dyn Authorizer>,
@@ -137,7 +155,15 @@ impl Broker {
         }
         let users = Users::new(&config.auth.users)?;
         let counters = Arc::new(Counters::default());
-        let core = BrokerCore::new(limits.clone(), authorizer, retained, counters.clone());
+        let mut core = BrokerCore::new(limits.clone(), authorizer, retained, counters.clone());
+        if let Some(persistence) = &config.persistence {
+            let store = persistence::RedbStore::open(&persistence.path)?;
+            core.persist_to(
+                Box::new(store),
+                std::time::Instant::now(),
+                std::time::SystemTime::now(),
+            )?;
+        }
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
             limits,
@@ -154,7 +180,9 @@ impl Broker {
             loop {
                 interval.tick().await;
                 let Some(shared) = weak.upgrade() else { return };
-                shared.core().tick(std::time::Instant::now());
+                let mut core = shared.core();
+                core.tick(std::time::Instant::now());
+                Shared::commit(&mut core);
             }
         });
         Ok(Self { shared })

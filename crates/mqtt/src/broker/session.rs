@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::identity::ClientIdentity;
 use super::message::Message;
 use super::outlet::Outlet;
+use super::persistence::{Change, Journal, MessageState, SessionRecord, StoredSession};
 use super::stats::Counters;
 use crate::{
     Acknowledgement, Packet, PacketId, ProtocolVersion, PublishQos, QoS, ReasonCode,
@@ -44,7 +45,7 @@ pub(crate) struct Delivery {
     pub(crate) subscription_ids: Vec<SubscriptionId>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum InflightState {
     /// PUBLISH sent, awaiting PUBACK (QoS 1) or PUBREC (QoS 2).
     Published(Delivery),
@@ -55,15 +56,20 @@ enum InflightState {
 #[derive(Debug)]
 struct Inflight {
     id: PacketId,
+    /// Its place in the session's message order, which names its stored record.
+    seq: u64,
     state: InflightState,
+}
+
+#[derive(Debug)]
+struct Queued {
+    seq: u64,
+    delivery: Delivery,
 }
 
 /// A stored subscription, as the client subscribed it.
 #[derive(Debug, Clone)]
 pub(crate) struct StoredSubscription {
-    // Kept with the session for the persistent store to come, which restores the router
-    // from it.
-    #[allow(dead_code)]
     pub(crate) options: super::router::SubscriberOptions,
 }
 
@@ -74,8 +80,12 @@ pub(crate) struct Session {
     pub(crate) subscriptions: HashMap<String, StoredSubscription>,
     /// In send order, so a reconnection resends in the original order.
     inflight: VecDeque<Inflight>,
-    pending: VecDeque<Delivery>,
+    pending: VecDeque<Queued>,
     next_packet_id: u16,
+    next_seq: u64,
+    /// Whether the store holds this session (it is persistent and a store is configured):
+    /// then every change to it is journaled.
+    stored: bool,
     /// QoS 2 packet identifiers received and not yet released by PUBREL.
     pub(crate) incoming_qos2: HashSet<u16>,
     /// Seconds the session outlives its connection (`u32::MAX`: never expires).
@@ -93,10 +103,156 @@ impl Session {
             inflight: VecDeque::new(),
             pending: VecDeque::new(),
             next_packet_id: 0,
+            next_seq: 0,
+            stored: false,
             incoming_qos2: HashSet::new(),
             expiry_interval: 0,
             disconnected_at: None,
         }
+    }
+
+    /// A session as the store kept it, offline; expired messages are already left out.
+    pub(crate) fn restore(stored: StoredSession) -> Self {
+        let identity = Arc::new(ClientIdentity {
+            client_id: stored.client_id.to_string(),
+            ..ClientIdentity::default()
+        });
+        let mut session = Self::new(stored.client_id, identity);
+        session.expiry_interval = stored.expiry_interval;
+        session.disconnected_at = Some(stored.disconnected_at);
+        session.stored = true;
+        session.subscriptions = stored
+            .subscriptions
+            .into_iter()
+            .map(|(filter, options)| (filter, StoredSubscription { options }))
+            .collect();
+        session.incoming_qos2 = stored.incoming_qos2.into_iter().collect();
+        for (seq, state, delivery) in stored.messages {
+            session.next_seq = session.next_seq.max(seq + 1);
+            match (state, delivery) {
+                (MessageState::Queued, Some(delivery)) => {
+                    session.pending.push_back(Queued { seq, delivery });
+                }
+                (MessageState::Published(id), Some(delivery)) => {
+                    session.next_packet_id = session.next_packet_id.max(id.get());
+                    session.inflight.push_back(Inflight {
+                        id,
+                        seq,
+                        state: InflightState::Published(delivery),
+                    });
+                }
+                (MessageState::Released(id), _) => {
+                    session.next_packet_id = session.next_packet_id.max(id.get());
+                    session.inflight.push_back(Inflight {
+                        id,
+                        seq,
+                        state: InflightState::Released,
+                    });
+                }
+                (_, None) => {}
+            }
+        }
+        session
+    }
+
+    /// Journals the session's own state after a change to it (connection, subscriptions,
+    /// expiry). A session that just became persistent is journaled whole; one that no longer
+    /// is (expiry 0) is removed from the store.
+    pub(crate) fn persist(&mut self, journal: &mut Journal) {
+        if !journal.is_enabled() {
+            return;
+        }
+        if self.expiry_interval == 0 {
+            self.forget(journal);
+            return;
+        }
+        let first = !self.stored;
+        self.stored = true;
+        journal.push(Change::Session {
+            client_id: self.client_id.clone(),
+            record: SessionRecord {
+                expiry_interval: self.expiry_interval,
+                disconnected_at: self.disconnected_at,
+                subscriptions: self
+                    .subscriptions
+                    .iter()
+                    .map(|(filter, s)| (filter.clone(), s.options))
+                    .collect(),
+            },
+        });
+        if first {
+            for inflight in &self.inflight {
+                let (state, delivery) = match &inflight.state {
+                    InflightState::Published(d) => {
+                        (MessageState::Published(inflight.id), Some(d.clone()))
+                    }
+                    InflightState::Released => (MessageState::Released(inflight.id), None),
+                };
+                self.journal_message(journal, inflight.seq, state, delivery);
+            }
+            for queued in &self.pending {
+                let delivery = Some(queued.delivery.clone());
+                self.journal_message(journal, queued.seq, MessageState::Queued, delivery);
+            }
+            for &packet_id in &self.incoming_qos2 {
+                self.journal_incoming(journal, packet_id, true);
+            }
+        }
+    }
+
+    /// Removes the session from the store (it ended).
+    pub(crate) fn forget(&mut self, journal: &mut Journal) {
+        if self.stored {
+            self.stored = false;
+            journal.push(Change::SessionGone {
+                client_id: self.client_id.clone(),
+            });
+        }
+    }
+
+    fn journal_message(
+        &self,
+        journal: &mut Journal,
+        seq: u64,
+        state: MessageState,
+        delivery: Option<Delivery>,
+    ) {
+        if self.stored {
+            journal.push(Change::Message {
+                client_id: self.client_id.clone(),
+                seq,
+                state,
+                delivery,
+            });
+        }
+    }
+
+    fn journal_message_gone(&self, journal: &mut Journal, seq: u64) {
+        if self.stored {
+            journal.push(Change::MessageGone {
+                client_id: self.client_id.clone(),
+                seq,
+            });
+        }
+    }
+
+    /// Journals an inbound QoS 2 identifier received (`true`) or released.
+    pub(crate) fn journal_incoming(&self, journal: &mut Journal, packet_id: u16, received: bool) {
+        if !self.stored {
+            return;
+        }
+        let client_id = self.client_id.clone();
+        journal.push(if received {
+            Change::IncomingQos2 {
+                client_id,
+                packet_id,
+            }
+        } else {
+            Change::IncomingReleased {
+                client_id,
+                packet_id,
+            }
+        });
     }
 
     pub(crate) fn is_online(&self) -> bool {
@@ -134,6 +290,7 @@ impl Session {
         max_queued: usize,
         now: Instant,
         counters: &Counters,
+        journal: &mut Journal,
     ) {
         if delivery.message.is_expired(now) {
             counters.expired.inc();
@@ -166,25 +323,52 @@ impl Session {
             .connection
             .as_ref()
             .is_some_and(|c| self.inflight.len() < c.send_quota);
-        if has_room && self.pending.is_empty() {
-            self.send_inflight(delivery, now, counters);
-        } else if self.pending.len() < max_queued {
-            self.pending.push_back(delivery);
-        } else {
+        let send_now = has_room && self.pending.is_empty();
+        if !send_now && self.pending.len() >= max_queued {
             counters.dropped_queue_full.inc();
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if send_now {
+            self.send_inflight(Queued { seq, delivery }, now, counters, journal);
+        } else {
+            self.journal_message(journal, seq, MessageState::Queued, Some(delivery.clone()));
+            self.pending.push_back(Queued { seq, delivery });
         }
     }
 
     /// Sends a QoS 1/2 delivery under a fresh packet identifier and keeps it in flight.
-    fn send_inflight(&mut self, delivery: Delivery, now: Instant, counters: &Counters) {
+    /// A delivery taken from the queue (or new) is journaled as published; one that goes back
+    /// to the queue keeps its record.
+    fn send_inflight(
+        &mut self,
+        queued: Queued,
+        now: Instant,
+        counters: &Counters,
+        journal: &mut Journal,
+    ) {
         let Some(id) = self.allocate_packet_id() else {
-            self.pending.push_front(delivery);
+            self.journal_message(
+                journal,
+                queued.seq,
+                MessageState::Queued,
+                Some(queued.delivery.clone()),
+            );
+            self.pending.push_front(queued);
             return;
         };
         let Some(connection) = &self.connection else {
-            self.pending.push_front(delivery);
+            self.journal_message(
+                journal,
+                queued.seq,
+                MessageState::Queued,
+                Some(queued.delivery.clone()),
+            );
+            self.pending.push_front(queued);
             return;
         };
+        let Queued { seq, delivery } = queued;
         let publish = delivery.message.to_publish(
             PublishQos::new(delivery.qos, id),
             delivery.retain,
@@ -195,6 +379,7 @@ impl Session {
         let Some(bytes) = encode_within(&Packet::Publish(publish), connection) else {
             // §3.1.2.25: a message too large for the client is discarded, as if delivered.
             counters.dropped_too_large.inc();
+            self.journal_message_gone(journal, seq);
             return;
         };
         let sent = connection.outlet.send(bytes).is_ok();
@@ -206,8 +391,15 @@ impl Session {
             counters.slow_consumers_disconnected.inc();
             connection.outlet.close(Some(ReasonCode::QuotaExceeded));
         }
+        self.journal_message(
+            journal,
+            seq,
+            MessageState::Published(id),
+            Some(delivery.clone()),
+        );
         self.inflight.push_back(Inflight {
             id,
+            seq,
             state: InflightState::Published(delivery),
         });
     }
@@ -226,21 +418,22 @@ impl Session {
     }
 
     /// Sends queued deliveries while the client's quota allows.
-    pub(crate) fn pump(&mut self, now: Instant, counters: &Counters) {
+    pub(crate) fn pump(&mut self, now: Instant, counters: &Counters, journal: &mut Journal) {
         while let Some(quota) = self.connection.as_ref().map(|c| c.send_quota) {
             if self.inflight.len() >= quota {
                 break;
             }
-            let Some(delivery) = self.pending.pop_front() else {
+            let Some(queued) = self.pending.pop_front() else {
                 break;
             };
-            if delivery.message.is_expired(now) {
+            if queued.delivery.message.is_expired(now) {
                 counters.expired.inc();
+                self.journal_message_gone(journal, queued.seq);
                 continue;
             }
-            let queued = self.pending.len();
-            self.send_inflight(delivery, now, counters);
-            if self.pending.len() > queued {
+            let waiting = self.pending.len();
+            self.send_inflight(queued, now, counters, journal);
+            if self.pending.len() > waiting {
                 // It went back to the queue (no free packet identifier): wait for an ack.
                 break;
             }
@@ -248,24 +441,40 @@ impl Session {
     }
 
     /// PUBACK for a QoS 1 message (or a PUBREC refusing a QoS 2 one): it is done.
-    pub(crate) fn acknowledged(&mut self, id: PacketId, now: Instant, counters: &Counters) {
-        if let Some(index) = self.inflight.iter().position(|i| i.id == id) {
-            self.inflight.remove(index);
+    pub(crate) fn acknowledged(
+        &mut self,
+        id: PacketId,
+        now: Instant,
+        counters: &Counters,
+        journal: &mut Journal,
+    ) {
+        if let Some(index) = self.inflight.iter().position(|i| i.id == id)
+            && let Some(done) = self.inflight.remove(index)
+        {
+            self.journal_message_gone(journal, done.seq);
         }
-        self.pump(now, counters);
+        self.pump(now, counters, journal);
     }
 
     /// PUBREC: answer PUBREL and await PUBCOMP. An unknown identifier still gets a PUBREL
     /// (with 0x92 in MQTT 5), as the client may have lost track after a reconnection.
-    pub(crate) fn received(&mut self, ack: &Acknowledgement, now: Instant, counters: &Counters) {
+    pub(crate) fn received(
+        &mut self,
+        ack: &Acknowledgement,
+        now: Instant,
+        counters: &Counters,
+        journal: &mut Journal,
+    ) {
         if ack.reason_code.is_error() {
-            self.acknowledged(ack.packet_id, now, counters);
+            self.acknowledged(ack.packet_id, now, counters, journal);
             return;
         }
         let found = self.inflight.iter_mut().find(|i| i.id == ack.packet_id);
         let reason = match found {
             Some(inflight) => {
                 inflight.state = InflightState::Released;
+                let (seq, id) = (inflight.seq, inflight.id);
+                self.journal_message(journal, seq, MessageState::Released(id), None);
                 ReasonCode::Success
             }
             None => ReasonCode::PacketIdentifierNotFound,
@@ -279,7 +488,7 @@ impl Session {
 
     /// Resends everything in flight after a reconnection (PUBLISH with DUP, PUBREL), then
     /// what is queued.
-    pub(crate) fn resume(&mut self, now: Instant, counters: &Counters) {
+    pub(crate) fn resume(&mut self, now: Instant, counters: &Counters, journal: &mut Journal) {
         let Some(connection) = &self.connection else {
             return;
         };
@@ -302,7 +511,7 @@ impl Session {
                 return;
             }
         }
-        self.pump(now, counters);
+        self.pump(now, counters, journal);
     }
 
     /// How many QoS 1/2 messages are in flight and queued.

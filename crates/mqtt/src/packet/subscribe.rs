@@ -44,6 +44,16 @@ impl SubscriptionOptions {
             retain_handling: RetainHandling::SendOnSubscribe,
         }
     }
+
+    /// The options as MQTT 5 encodes them in one byte.
+    pub fn to_v5_byte(&self) -> u8 {
+        encode_options(self, ProtocolVersion::V5)
+    }
+
+    /// The options of an MQTT 5 options byte; reserved bits or retain handling 3 are refused.
+    pub fn from_v5_byte(byte: u8) -> Result<Self, Error> {
+        decode_options(byte, ProtocolVersion::V5)
+    }
 }
 
 mod option {

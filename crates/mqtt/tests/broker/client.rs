@@ -272,6 +272,10 @@ impl Client {
         self.send(Packet::Disconnect(mqtt::Disconnect::default()))
             .await;
         let _ = self.stream.shutdown().await;
+        // Wait for the broker to close its side: it has then ended the connection (and a
+        // session that ends with it), so the next CONNECT does not race the disconnection.
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(WAIT, self.stream.read_to_end(&mut rest)).await;
     }
 }
 
