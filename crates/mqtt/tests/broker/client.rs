@@ -268,6 +268,15 @@ impl Client {
         }
     }
 
+    /// Closes the socket without DISCONNECT (a lost connection, so a will is due) and waits
+    /// until the broker has closed its side, so the broker has ended the connection before
+    /// the test goes on.
+    pub(crate) async fn vanish(mut self) {
+        let _ = self.stream.shutdown().await;
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(WAIT, self.stream.read_to_end(&mut rest)).await;
+    }
+
     pub(crate) async fn disconnect(mut self) {
         self.send(Packet::Disconnect(mqtt::Disconnect::default()))
             .await;

@@ -225,8 +225,7 @@ async fn persistent_session_resends_with_dup_and_queues_while_offline() {
             .await;
         let first = sub.recv_publish().await;
         assert!(!first.dup);
-        drop(sub); // gone without PUBACK
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        sub.vanish().await; // gone without PUBACK; the broker has noticed when this returns
         publisher
             .publish(publish("d/2", "offline", PublishQos::AtLeastOnce(id(2))))
             .await;

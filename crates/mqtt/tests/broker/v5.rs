@@ -278,8 +278,7 @@ async fn will_delay_and_disconnect_with_will() {
     delayed.properties.will_delay_interval = Some(2);
     connect.will = Some(delayed);
     let (client, _) = Client::connect_with(broker.addr, connect.clone()).await;
-    drop(client);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.vanish().await;
     let mut again = connect.clone();
     again.will = None;
     let (client, ack) = Client::connect_with(broker.addr, again).await;
