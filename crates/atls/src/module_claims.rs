@@ -43,6 +43,11 @@ pub struct ModuleClaims {
     /// (`teemesh run`); the field is then left out of the signed JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_key: Option<ChannelKey>,
+    /// The application the node runs this module for, as its deployer named it (for example in
+    /// claims an MQTT bridge presents, which a broker's ACL matches). Absent when the claims
+    /// speak for the module alone; the field is then left out of the signed JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
 }
 
 /// A module's 32-byte X25519 public key, hex in JSON.
@@ -82,12 +87,19 @@ impl ModuleClaims {
             node_cert_sha256: Digest256::of(identity.certificate()),
             issued_at: now,
             channel_key: None,
+            app: None,
         }
     }
 
     /// The same claims naming the module's channel key.
     pub fn with_channel_key(mut self, key: [u8; 32]) -> Self {
         self.channel_key = Some(ChannelKey(key));
+        self
+    }
+
+    /// The same claims naming the application the module runs for.
+    pub fn with_app(mut self, app: &str) -> Self {
+        self.app = Some(app.to_owned());
         self
     }
 

@@ -146,3 +146,26 @@ fn node_signatures_are_domain_separated() {
     let sig = p256::ecdsa::Signature::from_slice(&signature).unwrap();
     assert!(key.verify(b"hello", &sig).is_err());
 }
+
+#[test]
+fn app_name_is_signed_and_a_twin_naming_another_app_is_refused() {
+    let node = identity("node-a");
+    let signed = ModuleClaims::for_module(&node, "counter", MODULE, UnixTime::now())
+        .with_app("plant")
+        .sign(&node)
+        .unwrap();
+    let verified = verify_module_claims(node.certificate(), &signed, &verifier(true)).unwrap();
+    assert_eq!(verified.module().app.as_deref(), Some("plant"));
+    let json = serde_json::to_string(&signed).unwrap();
+    assert!(json.contains("\"app\":\"plant\""), "{json}");
+
+    let mut twin = signed.clone();
+    twin.claims.app = Some("other".to_owned());
+    let err = verify_module_claims(node.certificate(), &twin, &verifier(true)).unwrap_err();
+    assert!(matches!(err, AtlsError::NodeSignature(_)), "{err}");
+    // Dropping the app name changes the signed bytes too.
+    let mut twin = signed;
+    twin.claims.app = None;
+    let err = verify_module_claims(node.certificate(), &twin, &verifier(true)).unwrap_err();
+    assert!(matches!(err, AtlsError::NodeSignature(_)), "{err}");
+}
