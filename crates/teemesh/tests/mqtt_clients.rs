@@ -10,11 +10,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const TEEMESH: &str = env!("CARGO_BIN_EXE_teemesh");
+mod support;
 
-/// A running broker, killed on drop, with the policies its clients use.
+use support::TEEMESH;
+use support::broker::BrokerProcess;
+
+/// A running broker with an attested TLS and a TCP listener, and the policies its clients use.
 struct Broker {
-    child: Child,
+    /// Kept for its lifetime: the broker stops when this is dropped.
+    _process: BrokerProcess,
     atls: String,
     tcp: String,
     dir: tempfile::TempDir,
@@ -33,34 +37,12 @@ impl Broker {
         std::fs::write(dir.path().join("sim.toml"), "allow_simulated = true\n").expect("policy");
         std::fs::write(dir.path().join("no-sim.toml"), "allow_simulated = false\n")
             .expect("policy");
-        let mut child = Command::new(TEEMESH)
-            .args(["mqtt", "broker", "--config"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start teemesh mqtt broker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the broker's first line");
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("first line {line:?} is not JSON: {e}"));
-        let address = |kind: &str| {
-            ready["listeners"]
-                .as_array()
-                .expect("listeners")
-                .iter()
-                .find(|l| l["kind"] == kind)
-                .and_then(|l| l["address"].as_str())
-                .unwrap_or_else(|| panic!("no {kind} listener in {line}"))
-                .to_owned()
-        };
+        let process =
+            BrokerProcess::start(&["--config", config.to_str().expect("utf-8 path")], false);
         Self {
-            atls: address("atls"),
-            tcp: address("tcp"),
-            child,
+            atls: process.address("atls"),
+            tcp: process.address("tcp"),
+            _process: process,
             dir,
         }
     }
@@ -80,13 +62,6 @@ impl Broker {
             command.arg("--policy").arg(policy);
         }
         command.output().expect("run teemesh mqtt pub")
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

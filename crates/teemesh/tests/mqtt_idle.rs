@@ -3,7 +3,7 @@
 //! before and after. Fails (never skips) when the open-file limit cannot fit them.
 
 use std::io::{BufRead as _, BufReader, Read as _};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use mqtt::{Connect, Packet, Properties, ProtocolVersion};
@@ -11,25 +11,16 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-const TEEMESH: &str = env!("CARGO_BIN_EXE_teemesh");
+mod support;
+
+use support::TEEMESH;
+use support::broker::BrokerProcess;
+
 const CONNECTIONS: usize = 10_000;
 /// Connections opened at once.
 const BATCH: usize = 500;
 /// Descriptors beyond the connections: stdio, the runtime, the listener, the child's pipes.
 const FD_MARGIN: u64 = 300;
-
-/// A running broker, killed on drop.
-struct Broker {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// VmRSS of a process, in kB.
 fn rss_kb(pid: u32) -> u64 {
@@ -140,25 +131,8 @@ fn fresh_client_round_trip(address: &str) {
 #[test]
 fn ten_thousand_idle_connections_and_a_fresh_client_still_works() {
     raise_open_file_limit();
-    let mut child = Command::new(TEEMESH)
-        .args(["mqtt", "broker", "--listen", "127.0.0.1:0"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start teemesh mqtt broker");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the broker's first line");
-    let ready: Value = serde_json::from_str(&line).expect("the ready line");
-    let broker = Broker {
-        address: ready["listeners"][0]["address"]
-            .as_str()
-            .expect("address")
-            .to_owned(),
-        child,
-    };
+    let broker = BrokerProcess::start(&["--listen", "127.0.0.1:0"], true);
+    let address = broker.address("tcp");
     let pid = broker.child.id();
     let before = rss_kb(pid);
 
@@ -167,7 +141,7 @@ fn ten_thousand_idle_connections_and_a_fresh_client_still_works() {
         .build()
         .expect("runtime");
     let started = Instant::now();
-    let streams = runtime.block_on(connect_all(&broker.address));
+    let streams = runtime.block_on(connect_all(&address));
     let took = started.elapsed();
     assert_eq!(streams.len(), CONNECTIONS);
     let after = rss_kb(pid);
@@ -178,7 +152,7 @@ fn ten_thousand_idle_connections_and_a_fresh_client_still_works() {
         took.as_secs_f64()
     );
 
-    fresh_client_round_trip(&broker.address);
+    fresh_client_round_trip(&address);
     // The idle clients are still connected: none was dropped to make room for the newcomer.
     runtime.block_on(async {
         for (id, stream) in streams.iter().enumerate() {

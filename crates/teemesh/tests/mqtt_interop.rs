@@ -7,61 +7,9 @@ use std::io::{BufRead as _, BufReader, Lines};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use serde_json::Value;
+mod support;
 
-/// A running broker, killed on drop.
-struct Broker {
-    child: Child,
-    /// `kind` → `host:port`, from the first stdout line.
-    listeners: Vec<(String, String)>,
-}
-
-impl Broker {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_teemesh"))
-            .args(["mqtt", "broker"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start teemesh mqtt broker");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the broker's first line");
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("first line {line:?} is not JSON: {e}"));
-        let listeners = ready["listeners"]
-            .as_array()
-            .expect("listeners")
-            .iter()
-            .map(|l| {
-                (
-                    l["kind"].as_str().expect("kind").to_owned(),
-                    l["address"].as_str().expect("address").to_owned(),
-                )
-            })
-            .collect();
-        Self { child, listeners }
-    }
-
-    fn port(&self, kind: &str) -> String {
-        let (_, address) = self
-            .listeners
-            .iter()
-            .find(|(k, _)| k == kind)
-            .unwrap_or_else(|| panic!("no {kind} listener in {:?}", self.listeners));
-        address.rsplit_once(':').expect("host:port").1.to_owned()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::broker::BrokerProcess;
 
 /// Fails (never skips) when a client is missing.
 fn require(tool: &str, package: &str) {
@@ -158,7 +106,7 @@ fn round_trip(port: &str, version: &str, extra: &[&str], tag: &str) {
 fn mosquitto_clients_over_tcp_both_versions() {
     require("mosquitto_pub", "mosquitto-clients");
     require("mosquitto_sub", "mosquitto-clients");
-    let broker = Broker::start(&["--listen", "127.0.0.1:0"]);
+    let broker = BrokerProcess::start(&["--listen", "127.0.0.1:0"], true);
     let port = broker.port("tcp");
     for version in ["mqttv311", "mqttv5"] {
         round_trip(&port, version, &[], "tcp");
@@ -200,7 +148,7 @@ fn mosquitto_clients_over_tls_both_versions() {
     require("mosquitto_sub", "mosquitto-clients");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_tls_config(dir.path());
-    let broker = Broker::start(&["--config", config.to_str().expect("utf-8 path")]);
+    let broker = BrokerProcess::start(&["--config", config.to_str().expect("utf-8 path")], true);
     let port = broker.port("tls");
     let cafile = dir.path().join("cert.pem");
     let cafile = cafile.to_str().expect("utf-8 path");
@@ -274,7 +222,7 @@ fn python_paho_both_versions() {
         has_paho,
         "python3 cannot import paho.mqtt: install the Debian package python3-paho-mqtt (scripts/test.sh does it)"
     );
-    let broker = Broker::start(&["--listen", "127.0.0.1:0"]);
+    let broker = BrokerProcess::start(&["--listen", "127.0.0.1:0"], true);
     let out = Command::new(python)
         .args(["-c", PAHO_SCRIPT, &broker.port("tcp")])
         .output()

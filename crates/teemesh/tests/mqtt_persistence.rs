@@ -3,10 +3,9 @@
 //! SIGKILL once it acknowledged them, and restarted on the same file. Real processes, a
 //! packet-level client on the crate's own codec.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mqtt::{
@@ -15,48 +14,15 @@ use mqtt::{
     SubscriptionOptions,
 };
 
+mod support;
+
+use support::broker::BrokerProcess;
+
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
-/// A broker process on a persistence file; SIGKILLed on drop.
-struct Broker {
-    child: Child,
-    address: String,
-}
-
-impl Broker {
-    fn start(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_teemesh"))
-            .args(["mqtt", "broker", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start teemesh mqtt broker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the broker's first line");
-        let ready: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("first line {line:?} is not JSON: {e}"));
-        let address = ready["listeners"][0]["address"]
-            .as_str()
-            .expect("address")
-            .to_owned();
-        Self { child, address }
-    }
-
-    /// kill -9: no chance to flush or close anything.
-    fn kill_9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("wait");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A broker process on `config` (its TCP listener first); SIGKILLed on drop.
+fn start(config: &Path) -> BrokerProcess {
+    BrokerProcess::start(&["--config", config.to_str().expect("utf-8 path")], true)
 }
 
 /// A config with one TCP listener on port 0 and the store next to it (a relative path).
@@ -82,12 +48,12 @@ struct Client {
 impl Client {
     /// Connects (MQTT 5) with `session_expiry` seconds; returns the client and the CONNACK.
     fn connect(
-        broker: &Broker,
+        broker: &BrokerProcess,
         client_id: &str,
         clean: bool,
         session_expiry: u32,
     ) -> (Self, ConnAck) {
-        let stream = TcpStream::connect(&broker.address).expect("connect");
+        let stream = TcpStream::connect(broker.address("tcp")).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
@@ -210,7 +176,7 @@ fn message(topic: &str, payload: &str, qos: PublishQos, retain: bool) -> Publish
 fn retained_message_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(dir.path());
-    let broker = Broker::start(&config);
+    let broker = start(&config);
     let (mut publisher, _) = Client::connect(&broker, "pub", true, 0);
     publisher.publish(message(
         "status/a",
@@ -237,7 +203,7 @@ fn retained_message_survives_a_restart() {
         "the store is next to the config"
     );
 
-    let broker = Broker::start(&config);
+    let broker = start(&config);
     let (mut subscriber, _) = Client::connect(&broker, "sub", true, 0);
     subscriber.subscribe("status/#", QoS::AtLeastOnce);
     let retained = subscriber.recv_publish();
@@ -254,7 +220,7 @@ fn retained_message_survives_a_restart() {
 fn offline_qos1_message_and_subscription_survive_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(dir.path());
-    let broker = Broker::start(&config);
+    let broker = start(&config);
     let (mut subscriber, ack) = Client::connect(&broker, "sub", true, 3600);
     assert!(!ack.session_present);
     subscriber.subscribe("jobs/+", QoS::AtLeastOnce);
@@ -269,7 +235,7 @@ fn offline_qos1_message_and_subscription_survive_kill_9() {
     ));
     broker.kill_9();
 
-    let broker = Broker::start(&config);
+    let broker = start(&config);
     let (mut subscriber, ack) = Client::connect(&broker, "sub", false, 3600);
     assert!(ack.session_present, "the persistent session survived");
     let delivered = subscriber.recv_publish();
@@ -296,7 +262,7 @@ fn offline_qos1_message_and_subscription_survive_kill_9() {
     // Acknowledged messages are not delivered again after another kill.
     drop(subscriber);
     broker.kill_9();
-    let broker = Broker::start(&config);
+    let broker = start(&config);
     let (mut subscriber, ack) = Client::connect(&broker, "sub", false, 3600);
     assert!(ack.session_present);
     subscriber.expect_silence();
@@ -306,7 +272,7 @@ fn offline_qos1_message_and_subscription_survive_kill_9() {
 fn inflight_qos2_message_is_delivered_exactly_once_across_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(dir.path());
-    let broker = Broker::start(&config);
+    let broker = start(&config);
     let (mut subscriber, _) = Client::connect(&broker, "sub", true, 3600);
     subscriber.subscribe("orders/#", QoS::ExactlyOnce);
     let (mut publisher, _) = Client::connect(&broker, "pub", true, 3600);
@@ -332,7 +298,7 @@ fn inflight_qos2_message_is_delivered_exactly_once_across_kill_9() {
     drop(publisher);
     broker.kill_9();
 
-    let broker = Broker::start(&config);
+    let broker = start(&config);
     // The subscriber's side: the broker resends PUBREL, never the PUBLISH.
     let (mut subscriber, ack) = Client::connect(&broker, "sub", false, 3600);
     assert!(ack.session_present);
@@ -363,7 +329,7 @@ fn inflight_qos2_message_is_delivered_exactly_once_across_kill_9() {
 fn expired_session_and_message_are_gone_after_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(dir.path());
-    let broker = Broker::start(&config);
+    let broker = start(&config);
     let (mut short, _) = Client::connect(&broker, "short-lived", true, 1);
     short.subscribe("t", QoS::AtLeastOnce);
     short.disconnect();
@@ -378,7 +344,7 @@ fn expired_session_and_message_are_gone_after_restart() {
     // Both the 1 s session expiry and the 1 s message expiry pass while the broker is down.
     std::thread::sleep(Duration::from_millis(2100));
 
-    let broker = Broker::start(&config);
+    let broker = start(&config);
     let (_, ack) = Client::connect(&broker, "short-lived", false, 0);
     assert!(!ack.session_present, "the expired session was dropped");
     let (mut long, ack) = Client::connect(&broker, "long-lived", false, 3600);

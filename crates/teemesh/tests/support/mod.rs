@@ -1,9 +1,11 @@
-#![allow(dead_code, unreachable_pub)]
-//! Helpers shared by the tests that run several real `teemesh node` processes.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+//! Helpers shared by the tests that run real `teemesh node` and `teemesh mqtt broker` processes.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+
+pub mod broker;
 
 pub const TEEMESH: &str = env!("CARGO_BIN_EXE_teemesh");
 
