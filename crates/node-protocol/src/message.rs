@@ -418,6 +418,20 @@ pub struct StatusReply {
     pub uptime_secs: u64,
     /// Loaded modules.
     pub modules: u64,
+    /// The MQTT broker's listeners, when the node runs one. Left out when empty, so a node
+    /// without `[mqtt]` answers exactly as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mqtt_listeners: Vec<MqttListener>,
+}
+
+/// One listener of the node's MQTT broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttListener {
+    /// `tcp`, `tls` or `atls`.
+    pub kind: String,
+    /// The bound address.
+    pub address: String,
 }
 
 /// The ports a module declares (mirrors the WIT manifest).
