@@ -146,12 +146,14 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
         })?,
         None => AppraisalPolicy::default(),
     };
-    // Unattested clients complete the handshake so admin keys can be checked; anyone else is
-    // refused right after it (see admin::authorise).
+    // The broker's attested listeners present this identity and, unless one names its own
+    // policy, appraise clients under the peer policy.
     let mqtt_identity = AtlsIdentity::Node {
         identity: identity.clone(),
-        peer_policy: policy.clone(),
+        peer_policy: Box::new(policy.clone()),
     };
+    // Unattested clients complete the handshake so admin keys can be checked; anyone else is
+    // refused right after it (see admin::authorise).
     let verifier =
         Arc::new(PeerVerifier::new(policy, Endorsements::default()).allow_unattested(true));
 

@@ -179,7 +179,7 @@ pub enum AtlsIdentity {
         /// The node's attested identity.
         identity: Arc<NodeIdentity>,
         /// The node's peer policy.
-        peer_policy: AppraisalPolicy,
+        peer_policy: Box<AppraisalPolicy>,
     },
 }
 
@@ -297,7 +297,7 @@ fn atls_server(
         AtlsIdentity::Node {
             identity,
             peer_policy,
-        } => (identity.clone(), peer_policy.clone()),
+        } => (identity.clone(), AppraisalPolicy::clone(peer_policy)),
         AtlsIdentity::PerListener(roots) => {
             (own_identity(config, roots)?, AppraisalPolicy::default())
         }

@@ -41,9 +41,10 @@ topic = "apps/%a/#"
 "#;
 
 fn simulated_policy() -> AppraisalPolicy {
-    let mut policy = AppraisalPolicy::default();
-    policy.allow_simulated = true;
-    policy
+    AppraisalPolicy {
+        allow_simulated: true,
+        ..AppraisalPolicy::default()
+    }
 }
 
 fn identity(name: &str) -> Arc<NodeIdentity> {
@@ -65,12 +66,16 @@ struct Setup {
 
 impl Setup {
     async fn start() -> Self {
-        let config: MqttConfig = toml::from_str(CONFIG).unwrap();
+        Self::with_config(CONFIG).await
+    }
+
+    async fn with_config(config: &str) -> Self {
+        let config: MqttConfig = toml::from_str(config).unwrap();
         let broker = start_broker(
             &config,
             &AtlsIdentity::Node {
                 identity: identity("broker-node"),
-                peer_policy: simulated_policy(),
+                peer_policy: Box::new(simulated_policy()),
             },
         )
         .await
@@ -319,4 +324,18 @@ async fn other_methods_and_plain_tcp_are_refused_with_bad_authentication_method(
         ReasonCode::BadAuthenticationMethod,
         "not offered on this listener",
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_claims_authenticate_where_anonymous_clients_are_refused() {
+    let setup = Setup::with_config(&format!("{CONFIG}[auth]\nallow_anonymous = false\n")).await;
+    let a = &setup.node_a;
+    let genuine = signed_json(&claims(a).sign(a).unwrap());
+    let (_, ack) = setup
+        .connect_atls(a, Some((MODULE_CLAIMS_METHOD, genuine)))
+        .await;
+    assert_eq!(ack.reason_code, ReasonCode::Success, "{ack:?}");
+    // Twin: the same attested node without claims and without a user name.
+    let (_, ack) = setup.connect_atls(a, None).await;
+    assert_eq!(ack.reason_code, ReasonCode::NotAuthorized, "{ack:?}");
 }
