@@ -966,4 +966,32 @@ mod tests {
             "{encoded:02x?}"
         );
     }
+
+    #[test]
+    fn a_status_without_mqtt_listeners_is_encoded_as_before() {
+        let mut status = StatusReply {
+            node: "n".into(),
+            platform: "sim".into(),
+            simulated: true,
+            version: "0.1.0".into(),
+            protocol: PROTOCOL_VERSION,
+            uptime_secs: 1,
+            modules: 0,
+            mqtt_listeners: Vec::new(),
+        };
+        let response = |status: &StatusReply| Response {
+            id: 1,
+            outcome: Ok(Reply::Status(status.clone())),
+        };
+        let encoded = response(&status).encode();
+        let name = b"mqtt_listeners";
+        assert!(!encoded.windows(name.len()).any(|w| w == name));
+        assert_eq!(Response::decode(&encoded), Ok(response(&status)));
+        status.mqtt_listeners.push(MqttListener {
+            kind: "atls".into(),
+            address: "127.0.0.1:8884".into(),
+        });
+        let encoded = response(&status).encode();
+        assert_eq!(Response::decode(&encoded), Ok(response(&status)));
+    }
 }
