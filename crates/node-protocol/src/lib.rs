@@ -24,5 +24,6 @@ pub use frame::{MAX_FRAME_LEN, encode_frame, frame_len};
 pub use message::{
     CallKind, ConnectSpec, ConnectionEnd, ConnectionInfo, ErrorKind, ErrorReply, EventProtection,
     MAX_ENVELOPE_LEN, MAX_MODULE_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN, ModuleInfo, ModuleManifest,
-    Op, OutputEvent, PROTOCOL_VERSION, Reply, Request, Response, StatusReply, check_module_name,
+    MqttListener, Op, OutputEvent, PROTOCOL_VERSION, Reply, Request, Response, StatusReply,
+    check_module_name,
 };

@@ -418,6 +418,20 @@ pub struct StatusReply {
     pub uptime_secs: u64,
     /// Loaded modules.
     pub modules: u64,
+    /// The MQTT broker's listeners, when the node runs one. Left out when empty, so a node
+    /// without `[mqtt]` answers exactly as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mqtt_listeners: Vec<MqttListener>,
+}
+
+/// One listener of the node's MQTT broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttListener {
+    /// `tcp`, `tls` or `atls`.
+    pub kind: String,
+    /// The bound address.
+    pub address: String,
 }
 
 /// The ports a module declares (mirrors the WIT manifest).
@@ -951,5 +965,33 @@ mod tests {
                 .any(|w| w[0] == 0x48 && &w[1..5] == b"\0asm"),
             "{encoded:02x?}"
         );
+    }
+
+    #[test]
+    fn a_status_without_mqtt_listeners_is_encoded_as_before() {
+        let mut status = StatusReply {
+            node: "n".into(),
+            platform: "sim".into(),
+            simulated: true,
+            version: "0.1.0".into(),
+            protocol: PROTOCOL_VERSION,
+            uptime_secs: 1,
+            modules: 0,
+            mqtt_listeners: Vec::new(),
+        };
+        let response = |status: &StatusReply| Response {
+            id: 1,
+            outcome: Ok(Reply::Status(status.clone())),
+        };
+        let encoded = response(&status).encode();
+        let name = b"mqtt_listeners";
+        assert!(!encoded.windows(name.len()).any(|w| w == name));
+        assert_eq!(Response::decode(&encoded), Ok(response(&status)));
+        status.mqtt_listeners.push(MqttListener {
+            kind: "atls".into(),
+            address: "127.0.0.1:8884".into(),
+        });
+        let encoded = response(&status).encode();
+        assert_eq!(Response::decode(&encoded), Ok(response(&status)));
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use atls::{AtlsServer, NodeIdentity, Peer};
 use node_protocol::{
-    Bytes, ErrorKind, ErrorReply, MAX_FRAME_LEN, Op, PROTOCOL_VERSION, ProtocolError, Reply,
-    Request, Response, StatusReply, frame_len,
+    Bytes, ErrorKind, ErrorReply, MAX_FRAME_LEN, MqttListener, Op, PROTOCOL_VERSION, ProtocolError,
+    Reply, Request, Response, StatusReply, frame_len,
 };
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -41,6 +41,8 @@ pub(crate) struct AdminContext {
     pub(crate) platform: String,
     pub(crate) simulated: bool,
     pub(crate) shutting_down: tokio::sync::watch::Receiver<bool>,
+    /// The MQTT broker's listeners, for `Status`.
+    pub(crate) mqtt_listeners: Vec<crate::mqtt::BoundListener>,
 }
 
 /// Serves one admin connection to its end.
@@ -435,6 +437,14 @@ async fn dispatch(ctx: &AdminContext, op: Op, exporter: &[u8; 32]) -> Result<Rep
             protocol: PROTOCOL_VERSION,
             uptime_secs: ctx.metrics.uptime().as_secs(),
             modules: ctx.host.count() as u64,
+            mqtt_listeners: ctx
+                .mqtt_listeners
+                .iter()
+                .map(|l| MqttListener {
+                    kind: l.kind.as_str().to_owned(),
+                    address: l.address.to_string(),
+                })
+                .collect(),
         })),
         Op::Load { name, wasm } => ctx.host.load(&name, wasm.0, true).await.map(Reply::Module),
         Op::Update { name, wasm } => ctx.host.update(&name, wasm.0).await.map(Reply::Module),

@@ -10,6 +10,7 @@ use platform::PlatformChoice;
 use serde::Deserialize;
 
 use crate::error::NodeError;
+use crate::mqtt::MqttConfig;
 
 /// Largest accepted fuel, memory and queue settings, so a typo cannot disable a limit.
 const MAX_MEMORY_MIB: u64 = 4096;
@@ -34,6 +35,8 @@ pub struct NodeConfig {
     pub limits: ModuleLimits,
     /// Who may administer the node.
     pub admin: AdminAuth,
+    /// The MQTT broker the node runs, if any (`[mqtt]`; paths resolved against the file).
+    pub mqtt: Option<MqttConfig>,
 }
 
 /// Default limits for modules.
@@ -82,6 +85,7 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     admin: RawAdmin,
+    mqtt: Option<MqttConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,16 +123,24 @@ impl NodeConfig {
     /// Parses TOML `text`, resolving relative paths against `base`. Errors are one line,
     /// prefixed with `line N:` when the position is known.
     pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let message = e.message().to_owned();
             match e.span() {
-                Some(span) => {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}: {message}")
-                }
+                Some(span) => format!("line {}: {message}", line_of(span.start)),
                 None => message,
             }
         })?;
+        let mqtt = match raw.mqtt {
+            Some(mut mqtt) => {
+                if let Some((offset, message)) = mqtt.node_refusal() {
+                    return Err(format!("line {}: {message}", line_of(offset)));
+                }
+                mqtt.resolve_paths(base);
+                Some(mqtt)
+            }
+            None => None,
+        };
         let name = raw.name.trim().to_owned();
         if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
             return Err("name must have 1 to 64 characters, no control characters".into());
@@ -203,6 +215,7 @@ impl NodeConfig {
                 authorized_keys,
                 allow_attested_clients: raw.admin.allow_attested_clients,
             },
+            mqtt,
         })
     }
 }
@@ -270,6 +283,53 @@ mod tests {
         assert!(err.contains("missing field"), "{err}");
         let err = parse("name = \n").unwrap_err();
         assert!(err.starts_with("line 1:"), "{err}");
+    }
+
+    #[test]
+    fn mqtt_section_is_checked_and_its_paths_resolved() {
+        let config = parse(&format!(
+            "{MINIMAL}[[mqtt.listener]]\nkind = \"atls\"\naddress = \"127.0.0.1:0\"\npolicy = \"p.toml\"\n[mqtt.persistence]\npath = \"mqtt.redb\"\n[mqtt.acl]\ndefault = \"allow\"\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mqtt = config.mqtt.expect("[mqtt]");
+        assert_eq!(
+            mqtt.listener[0].policy.as_deref(),
+            Some(Path::new("/etc/teemesh/p.toml"))
+        );
+        assert_eq!(
+            mqtt.persistence.map(|p| p.path),
+            Some(PathBuf::from("/etc/teemesh/mqtt.redb"))
+        );
+        assert!(
+            parse(MINIMAL)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .mqtt
+                .is_none()
+        );
+        // Twins: an unknown key, an unknown kind, and the node's own identity overridden.
+        let err = parse(&format!(
+            "{MINIMAL}[[mqtt.listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:0\"\nport = 1\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.starts_with("line 8:") && err.contains("unknown field `port`"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{MINIMAL}[[mqtt.listener]]\nkind = \"quic\"\naddress = \"127.0.0.1:0\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.starts_with("line 6:") && err.contains("quic"), "{err}");
+        for field in ["platform = \"sim\"", "name = \"other\""] {
+            let err = parse(&format!(
+                "{MINIMAL}[[mqtt.listener]]\nkind = \"atls\"\naddress = \"127.0.0.1:0\"\n{field}\n"
+            ))
+            .unwrap_err();
+            assert!(
+                err.starts_with("line 8:") && err.contains("node's own attested identity"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

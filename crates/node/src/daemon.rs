@@ -1,6 +1,7 @@
 //! Starting and stopping a node: the platform's attester and the node identity, the data
 //! directory and sealing secret, the runtime, the modules stored by an earlier run, then the
-//! admin listener (attested TLS) and the metrics listener. Shutdown stops accepting, lets
+//! admin listener (attested TLS), the metrics listener and, when configured, the MQTT broker
+//! (whose attested listeners present the node's identity). Shutdown stops accepting, lets
 //! running calls finish within a grace period, and returns.
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use crate::error::NodeError;
 use crate::forward::Forwarder;
 use crate::metrics::{self, Metrics};
 use crate::modules::ModuleHost;
+use crate::mqtt::{AtlsIdentity, BoundListener, RunningBroker, start_broker};
 use crate::store::DataDir;
 
 /// Admin connections served at once (including handshakes in progress); more are closed.
@@ -35,6 +37,8 @@ pub struct RunningNode {
     pub admin_addr: SocketAddr,
     /// Where the metrics listen, if configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// The MQTT broker's bound listeners (`None`: no `[mqtt]` in the configuration).
+    pub mqtt_listeners: Option<Vec<BoundListener>>,
     /// The node's name.
     pub name: String,
     /// `sgx`, `tdx`, `snp` or `sim`.
@@ -49,6 +53,7 @@ pub struct RunningNode {
     shutdown: watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<JoinSet<()>>,
     metrics_task: Option<tokio::task::JoinHandle<()>>,
+    broker: Option<RunningBroker>,
     host: Arc<ModuleHost>,
     grace: Duration,
 }
@@ -58,6 +63,7 @@ impl std::fmt::Debug for RunningNode {
         f.debug_struct("RunningNode")
             .field("admin_addr", &self.admin_addr)
             .field("metrics_addr", &self.metrics_addr)
+            .field("mqtt_listeners", &self.mqtt_listeners)
             .field("name", &self.name)
             .field("platform", &self.platform)
             .finish_non_exhaustive()
@@ -77,6 +83,9 @@ impl RunningNode {
             "node": self.name,
             "admin": self.admin_addr.to_string(),
             "metrics": self.metrics_addr.map(|a| a.to_string()),
+            "mqtt": self.mqtt_listeners.as_ref().map(|listeners| {
+                listeners.iter().map(BoundListener::to_json).collect::<Vec<_>>()
+            }),
             "platform": self.platform.as_str(),
             "simulated": self.simulated(),
             "modules_restored": self.restored,
@@ -88,6 +97,9 @@ impl RunningNode {
     /// deadline plus a few seconds), and stops.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        if let Some(broker) = self.broker {
+            broker.stop();
+        }
         let mut sessions = self.accept_task.await.unwrap_or_default();
         // Idle sessions end at once; a session inside a request finishes it (calls are bounded
         // by their deadline), then ends.
@@ -133,6 +145,12 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
             message: e.to_string(),
         })?,
         None => AppraisalPolicy::default(),
+    };
+    // The broker's attested listeners present this identity and, unless one names its own
+    // policy, appraise clients under the peer policy.
+    let mqtt_identity = AtlsIdentity::Node {
+        identity: identity.clone(),
+        peer_policy: Box::new(policy.clone()),
     };
     // Unattested clients complete the handshake so admin keys can be checked; anyone else is
     // refused right after it (see admin::authorise).
@@ -246,6 +264,12 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
         None => (None, None),
     };
 
+    let broker = match &config.mqtt {
+        Some(mqtt) => Some(start_broker(mqtt, &mqtt_identity).await?),
+        None => None,
+    };
+    let mqtt_listeners = broker.as_ref().map(|b| b.listeners().to_vec());
+
     let (shutdown, shutting_down) = watch::channel(false);
     let ctx = Arc::new(AdminContext {
         host: host.clone(),
@@ -255,13 +279,15 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
         platform: platform.as_str().to_owned(),
         simulated: platform == PlatformKind::Sim,
         shutting_down: shutting_down.clone(),
+        mqtt_listeners: mqtt_listeners.clone().unwrap_or_default(),
     });
     let server = AtlsServer::new(identity.clone(), verifier)?;
     let accept_task = tokio::spawn(accept_loop(admin_listener, server, ctx, shutting_down));
-    tracing::info!(node = %config.name, admin = %admin_addr, metrics = ?metrics_addr, platform = platform.as_str(), "node ready");
+    tracing::info!(node = %config.name, admin = %admin_addr, metrics = ?metrics_addr, mqtt = ?mqtt_listeners.as_ref().map(|l| l.iter().map(|b| b.address).collect::<Vec<_>>()), platform = platform.as_str(), "node ready");
     Ok(RunningNode {
         admin_addr,
         metrics_addr,
+        mqtt_listeners,
         name: config.name.clone(),
         platform,
         identity,
@@ -270,6 +296,7 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
         shutdown,
         accept_task,
         metrics_task,
+        broker,
         host,
         grace: config.limits.deadline + SHUTDOWN_SLACK,
     })

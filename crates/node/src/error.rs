@@ -56,6 +56,9 @@ pub enum NodeError {
     /// The node answered a request with an error.
     #[error("{0}")]
     Remote(crate::protocol::ErrorReply),
+    /// The MQTT broker could not start (a listener's settings, the broker's configuration).
+    #[error("mqtt: {0}")]
+    Mqtt(String),
     /// The admin key could not be created or read.
     #[error("admin key {path}: {message}")]
     AdminKey {

@@ -5,6 +5,8 @@
 //! Prometheus metrics on a local port.
 //!
 //! - [`config`]: the TOML configuration. [`start`] / [`RunningNode`]: start and stop.
+//! - [`mqtt`]: the MQTT broker a node runs when its configuration has `[mqtt]` (also used by
+//!   `teemesh mqtt broker`), admitting modules by their node-signed claims.
 //! - [`AdminClient`] with an [`AdminKey`]: the operator's side of the admin API
 //!   (protocol in the `node-protocol` crate).
 #![forbid(unsafe_code)]
@@ -19,6 +21,7 @@ mod error;
 mod forward;
 mod metrics;
 mod modules;
+pub mod mqtt;
 pub mod store;
 
 pub use admin_key::AdminKey;

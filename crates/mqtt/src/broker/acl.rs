@@ -90,6 +90,9 @@ pub struct AclRule {
     pub app: Option<String>,
     /// Attested module name.
     pub module: Option<String>,
+    /// Attested module measurement (SHA-256 of its Wasm, hex, case-insensitive), from the
+    /// module claims the client authenticated with.
+    pub module_measurement: Option<String>,
     /// Whether simulated evidence is acceptable for this rule (default false: an attested rule
     /// never matches a simulated client unless it says so).
     #[serde(default)]
@@ -175,6 +178,7 @@ impl AclRule {
             || self.measurement.is_some()
             || self.app.is_some()
             || self.module.is_some()
+            || self.module_measurement.is_some()
             || self.attested == Some(true);
         if self.attested == Some(false) && claims.is_some() {
             return false;
@@ -195,6 +199,12 @@ impl AclRule {
                 .is_none_or(|m| m.eq_ignore_ascii_case(&claims.measurement))
             && same(&self.app, claims.app.as_deref())
             && same(&self.module, claims.module.as_deref())
+            && self.module_measurement.as_deref().is_none_or(|m| {
+                claims
+                    .module_measurement
+                    .as_deref()
+                    .is_some_and(|have| m.eq_ignore_ascii_case(have))
+            })
     }
 }
 

@@ -12,11 +12,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Shared;
+use super::connect_auth::{AuthRefusal, ConnectAuthenticator};
 use super::core::{Flow, refuse};
 use super::identity::{ClientIdentity, TransportIdentity};
 use super::outlet::{ChannelOutlet, Outlet};
 use super::session::encode;
-use crate::{Connect, Decoder, Disconnect, Error, Packet, ProtocolVersion, ReasonCode};
+use crate::{
+    ConnAck, Connect, Decoder, Disconnect, Error, Packet, Properties, ProtocolVersion, ReasonCode,
+};
 
 /// How long a write to a client may take before it is considered gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,8 +29,12 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// memory on an idle connection.
 const KEEP_BUFFER: usize = 16 * 1024;
 
-pub(crate) async fn run<S>(shared: Arc<Shared>, stream: S, transport: TransportIdentity)
-where
+pub(crate) async fn run<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    transport: TransportIdentity,
+    authenticator: Option<Arc<dyn ConnectAuthenticator>>,
+) where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let conn_id = shared.next_conn_id();
@@ -62,10 +69,17 @@ where
     let outlet = Arc::new(outlet);
     let dyn_outlet: Arc<dyn Outlet> = outlet.clone();
 
-    let identity = match authenticate(&shared, &connect, transport).await {
+    let remote = transport.remote_addr;
+    let identity = match authenticate(&shared, &connect, transport, authenticator).await {
         Ok(identity) => identity,
-        Err(reason) => {
+        Err(Refusal::Plain(reason)) => {
             refuse(&*dyn_outlet, version, reason);
+            finish(&mut writer, rx, version, None).await;
+            return;
+        }
+        Err(Refusal::Explained(refusal)) => {
+            tracing::info!(remote = ?remote, client_id = %connect.client_id, "CONNECT refused: {refusal}");
+            refuse_explained(&*dyn_outlet, version, &refusal);
             finish(&mut writer, rx, version, None).await;
             return;
         }
@@ -154,11 +168,46 @@ fn reserve_for_packet(buf: &mut BytesMut, decoder: &Decoder) {
     buf.reserve(needed.clamp(64, 64 * 1024));
 }
 
+/// Why a CONNECT was refused: a bare reason code, or an authentication refusal whose reason
+/// the CONNACK explains.
+enum Refusal {
+    Plain(ReasonCode),
+    Explained(AuthRefusal),
+}
+
+impl From<ReasonCode> for Refusal {
+    fn from(reason: ReasonCode) -> Self {
+        Self::Plain(reason)
+    }
+}
+
 async fn authenticate(
     shared: &Arc<Shared>,
     connect: &Connect,
-    transport: TransportIdentity,
-) -> Result<ClientIdentity, ReasonCode> {
+    mut transport: TransportIdentity,
+    authenticator: Option<Arc<dyn ConnectAuthenticator>>,
+) -> Result<ClientIdentity, Refusal> {
+    // Single-step enhanced authentication: the CONNECT carries everything; no AUTH follows.
+    let mut authenticated_by_method = false;
+    if let Some(method) = &connect.properties.authentication_method {
+        let Some(authenticator) = authenticator else {
+            return Err(Refusal::Explained(AuthRefusal::bad_method(format!(
+                "authentication method {method:?} is not offered on this listener"
+            ))));
+        };
+        let method = method.clone();
+        let data = connect.properties.authentication_data.clone();
+        let proven = transport.clone();
+        // Signature checks and appraisal take CPU: off the reactor threads.
+        let claims = tokio::task::spawn_blocking(move || {
+            authenticator.authenticate(&proven, &method, data.as_deref())
+        })
+        .await
+        .map_err(|_| ReasonCode::ServerUnavailable)?
+        .map_err(Refusal::Explained)?;
+        transport.attested = Some(claims);
+        authenticated_by_method = true;
+    }
     let mut identity = ClientIdentity {
         client_id: connect.client_id.clone(),
         username: connect.username.clone(),
@@ -179,15 +228,36 @@ async fn authenticate(
             checked?;
             identity.username_verified = true;
         }
-        Some(_) | None if !shared.allow_anonymous => {
-            return Err(match connect.username {
+        Some(_) | None if !shared.allow_anonymous && !authenticated_by_method => {
+            return Err(Refusal::Plain(match connect.username {
                 Some(_) => ReasonCode::BadUserNameOrPassword,
                 None => ReasonCode::NotAuthorized,
-            });
+            }));
         }
         _ => {}
     }
     Ok(identity)
+}
+
+/// Queues the CONNACK refusing a connection with `refusal`'s reason code and, in MQTT 5, its
+/// message as the Reason String.
+fn refuse_explained(outlet: &dyn Outlet, version: ProtocolVersion, refusal: &AuthRefusal) {
+    if version != ProtocolVersion::V5 {
+        refuse(outlet, version, refusal.reason);
+        return;
+    }
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        reason_code: refusal.reason,
+        properties: Properties {
+            reason_string: Some(refusal.message.clone()),
+            ..Properties::default()
+        },
+    });
+    if let Some(bytes) = encode(&connack, version) {
+        let _ = outlet.send(bytes);
+    }
+    outlet.close(None);
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -21,6 +21,9 @@ pub struct AttestedClaims {
     pub app: Option<String>,
     /// The module's name, from its node-signed module claims.
     pub module: Option<String>,
+    /// The module's measurement (SHA-256 of its Wasm bytes, lower-case hex), from its
+    /// node-signed module claims; `measurement` stays the node's.
+    pub module_measurement: Option<String>,
 }
 
 /// What the transport of one connection established, before CONNECT is read. Only listeners

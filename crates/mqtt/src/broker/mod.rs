@@ -19,6 +19,7 @@
 mod acl;
 mod auth;
 mod config;
+mod connect_auth;
 mod connection;
 mod core;
 mod identity;
@@ -42,6 +43,7 @@ pub use acl::{
 };
 pub use auth::{BadPasswordHash, UserConfig, Users, hash_password};
 pub use config::{AuthConfig, BrokerConfig, Limits, PersistenceConfig};
+pub use connect_auth::{AuthRefusal, ConnectAuthenticator};
 pub use core::{Accepted, BrokerCore, Flow};
 pub use identity::{AttestedClaims, ClientIdentity, TransportIdentity};
 pub use message::Message;
@@ -195,10 +197,24 @@ impl Broker {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin,
     {
+        self.serve_authenticated(stream, transport, None).await;
+    }
+
+    /// Like [`Self::serve_connection`], with `authenticator` deciding a CONNECT that names an
+    /// Authentication Method (without one, such a CONNECT is refused with 0x8C). The listener
+    /// gives it per connection, so it can hold what that connection's transport proved.
+    pub async fn serve_authenticated<S>(
+        &self,
+        stream: S,
+        transport: TransportIdentity,
+        authenticator: Option<Arc<dyn ConnectAuthenticator>>,
+    ) where
+        S: AsyncRead + AsyncWrite + Send + Unpin,
+    {
         let max = self.shared.limits.max_connections;
         let live = self.shared.live.fetch_add(1, Ordering::Relaxed);
         if max == 0 || live < max {
-            connection::run(self.shared.clone(), stream, transport).await;
+            connection::run(self.shared.clone(), stream, transport, authenticator).await;
         } else {
             tracing::warn!(max, "connection refused: too many connections");
         }

@@ -130,6 +130,7 @@ fn attested(app: &str, module: &str, simulated: bool) -> ClientIdentity {
                 node_name: Some("node-a".into()),
                 app: Some(app.into()),
                 module: Some(module.into()),
+                module_measurement: Some("ab12".into()),
             }),
             ..TransportIdentity::default()
         },
@@ -190,6 +191,31 @@ topic = "clients/%c/#"
         ..ClientIdentity::default()
     };
     assert!(!rules.authorize(&sneaky, Action::Publish, "clients/a/b/x"));
+}
+
+#[test]
+fn rules_on_the_module_measurement() {
+    let rules = RuleAcl::new(acl(r##"
+default = "deny"
+[[rule]]
+permission = "allow"
+module_measurement = "AB12"
+topic = "apps/%a/#"
+"##))
+    .expect("rules");
+    let module = attested("sensors", "filter", false);
+    assert!(rules.authorize(&module, Action::Publish, "apps/sensors/x"));
+    // Twins: another module's bytes, and a node without module claims.
+    let mut other = module.clone();
+    if let Some(claims) = other.transport.attested.as_mut() {
+        claims.module_measurement = Some("ab13".into());
+    }
+    assert!(!rules.authorize(&other, Action::Publish, "apps/sensors/x"));
+    let mut node_only = module;
+    if let Some(claims) = node_only.transport.attested.as_mut() {
+        claims.module_measurement = None;
+    }
+    assert!(!rules.authorize(&node_only, Action::Publish, "apps/sensors/x"));
 }
 
 #[test]

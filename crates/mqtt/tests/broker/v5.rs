@@ -331,3 +331,19 @@ async fn no_matching_subscribers_reason() {
         .await;
     assert_eq!(reason, Some(ReasonCode::NoMatchingSubscribers));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authentication_method_without_an_authenticator_is_refused_with_its_reason() {
+    let broker = start_default().await;
+    let mut connect = connect_packet(V5, "scram", true);
+    connect.properties.authentication_method = Some("SCRAM-SHA-256".into());
+    connect.properties.authentication_data = Some(b"n,,n=user".to_vec().into());
+    let (mut client, ack) = Client::connect_with(broker.addr, connect).await;
+    assert_eq!(ack.reason_code, ReasonCode::BadAuthenticationMethod);
+    let reason = ack.properties.reason_string.unwrap_or_default();
+    assert!(reason.contains("SCRAM-SHA-256"), "{reason}");
+    assert_eq!(client.expect_closed().await, None);
+    // The same client without the method is admitted.
+    let (_, ack) = Client::connect_with(broker.addr, connect_packet(V5, "scram", true)).await;
+    assert_eq!(ack.reason_code, ReasonCode::Success);
+}
