@@ -11,6 +11,7 @@
 
 mod admin;
 mod admin_key;
+mod bridge;
 mod channels;
 mod client;
 pub mod config;

@@ -1,0 +1,311 @@
+#![allow(clippy::unwrap_used)]
+//! Topic ends of an application, end to end with real processes: `teemesh mqtt broker` with an
+//! attested TLS listener (simulated), a `teemesh node`, and `teemesh deploy` of the committed
+//! sensor filter whose input subscribes to `plant/readings` and whose output publishes on
+//! `plant/alerts`, both at QoS 1. Readings published with `teemesh mqtt pub` reach the module
+//! through the node's MQTT client; its alerts reach a `teemesh mqtt sub`: exact counts, none
+//! lost, and the node's log names the simulated broker and never a payload.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{NodeProcess, TEEMESH, ok, teemesh};
+
+/// A broker process with one attested TLS listener on the simulated TEE, which admits simulated
+/// clients; killed on drop.
+struct Broker {
+    child: Child,
+    atls: String,
+}
+
+impl Broker {
+    fn start(dir: &Path) -> Self {
+        let config = dir.join("broker.toml");
+        // The nodes' clients are attested (simulated): the listener's policy must allow that.
+        std::fs::write(
+            dir.join("broker-client-policy.toml"),
+            "allow_simulated = true\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &config,
+            "[[listener]]\nkind = \"atls\"\naddress = \"127.0.0.1:0\"\nplatform = \"sim\"\n\
+             policy = \"broker-client-policy.toml\"\n",
+        )
+        .unwrap();
+        let mut child = Command::new(TEEMESH)
+            .args(["mqtt", "broker", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: Value = serde_json::from_str(&line).unwrap();
+        let atls = ready["listeners"][0]["address"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Self { child, atls }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn descriptor(node: &NodeProcess, broker: &Broker, filter_wasm: &Path) -> String {
+    format!(
+        r#"app: plant
+appraisal:
+  require_reference_values: false
+nodes:
+  - {{name: node-a, address: "{node}", platform: sim, policy: {{allow_simulated: true}}}}
+brokers:
+  - name: plant-broker
+    address: "{broker}"
+modules:
+  - name: filter
+    wasm: "{wasm}"
+    node: node-a
+    inputs: [reading]
+    outputs: [alert]
+    entries: [configure, stats]
+    config: {{threshold: 30}}
+connections:
+  - from: {{broker: plant-broker, topic: plant/readings, qos: 1}}
+    to: filter.reading
+  - from: filter.alert
+    to: {{broker: plant-broker, topic: plant/alerts, qos: 1}}
+expose: [filter.stats]
+"#,
+        node = node.admin,
+        broker = broker.atls,
+        wasm = filter_wasm.display(),
+    )
+}
+
+/// The topic ends `teemesh app status` reports for the filter.
+fn topic_ends(home: &Path) -> Vec<Value> {
+    let status: Value = serde_json::from_str(&ok(&teemesh(home, &["app", "status"]))).unwrap();
+    status["modules"][0]["topics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn end<'a>(ends: &'a [Value], direction: &str) -> &'a Value {
+    ends.iter()
+        .find(|e| e["direction"] == direction)
+        .unwrap_or_else(|| panic!("no {direction} end in {ends:?}"))
+}
+
+/// Polls `app status` until `done` holds for the topic ends (10 s at most).
+fn wait_for(home: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ends = topic_ends(home);
+        if done(&ends) {
+            return ends;
+        }
+        assert!(Instant::now() < deadline, "{what}: {ends:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_module_publishes_its_output_and_subscribes_its_input_through_an_attested_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let key = ok(&teemesh(&home, &["admin", "key"])).trim().to_owned();
+    let broker = Broker::start(dir.path());
+    let node = NodeProcess::start(dir.path(), "node-a", &key);
+    let filter_wasm: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/sensor-filter/sensor-filter-rust.wasm")
+        .canonicalize()
+        .unwrap();
+    let app = dir.path().join("plant.yaml");
+    std::fs::write(&app, descriptor(&node, &broker, &filter_wasm)).unwrap();
+    let policy = dir.path().join("sim-policy.toml");
+
+    // A subscriber outside any TEE, for the alerts the module publishes.
+    const ALERTS: usize = 5;
+    let mut subscriber = Command::new(TEEMESH)
+        .args(["mqtt", "sub", "--broker", &broker.atls, "--policy"])
+        .arg(&policy)
+        .args(["-q", "1", "-t", "plant/alerts", "-C", &ALERTS.to_string()])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(subscriber.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("mqtt sub ended early").unwrap();
+        if line.starts_with("teemesh: subscribed to") {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+
+    let out = teemesh(&home, &["deploy", app.to_str().unwrap()]);
+    let summary: Value = serde_json::from_str(&ok(&out)).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("topic plant/readings → filter.reading (qos 1, plant-broker at"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("topic filter.alert → plant/alerts (qos 1, plant-broker at"),
+        "{stderr}"
+    );
+    let topics = summary["topics"].as_array().unwrap();
+    assert_eq!(topics.len(), 2, "{summary}");
+    assert_eq!(topics[0]["direction"], "subscribe");
+    assert_eq!(topics[1]["port"], "filter.alert");
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(home.join("apps/plant.json")).unwrap()).unwrap();
+    assert_eq!(state["topics"], summary["topics"]);
+
+    // Both ends are live once the broker accepted the module and granted its subscription.
+    wait_for(&home, "the topic ends connect", |ends| {
+        ends.len() == 2 && ends.iter().all(|e| e["connected"] == true)
+    });
+
+    // Five readings above the threshold (one alert each: one sensor each) and two below.
+    let readings = [
+        ("s1", 40),
+        ("s2", 41),
+        ("low-1", 10),
+        ("s3", 42),
+        ("s4", 43),
+        ("low-2", 20),
+        ("s5", 44),
+    ];
+    for (sensor, value) in readings {
+        let message = format!(r#"{{"sensor":"{sensor}","value":{value}}}"#);
+        let out = Command::new(TEEMESH)
+            .args(["mqtt", "pub", "--broker", &broker.atls, "--policy"])
+            .arg(&policy)
+            .args(["-q", "1", "-t", "plant/readings", "-m", &message])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // The subscriber gets exactly the five alerts, in order.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = subscriber.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = subscriber.kill();
+            panic!(
+                "the subscriber did not get {ALERTS} alerts; topic ends: {:#?}\nnode log:\n{}",
+                topic_ends(&home),
+                node.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    subscriber
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(status.success(), "{stdout}");
+    let alerts: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), ALERTS);
+    for (alert, sensor) in alerts.iter().zip(["s1", "s2", "s3", "s4", "s5"]) {
+        assert_eq!(alert["topic"], "plant/alerts");
+        let payload: Value = serde_json::from_str(alert["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(payload["sensor"], sensor, "{alert}");
+        assert_eq!(payload["threshold"], 30);
+    }
+
+    // Exact counts on both ends: nothing lost, dropped or left waiting.
+    let ends = wait_for(&home, "the counts settle", |ends| {
+        ends.len() == 2
+            && end(ends, "subscribe")["delivered"] == 7
+            && end(ends, "publish")["published"] == 5
+            && end(ends, "publish")["pending"] == 0
+    });
+    for e in &ends {
+        assert_eq!(e["dropped"], 0, "{e}");
+        assert_eq!(e["reconnects"], 0, "{e}");
+        assert_eq!(e["last_error"], Value::Null, "{e}");
+    }
+    assert_eq!(end(&ends, "subscribe")["published"], 0);
+    assert_eq!(end(&ends, "publish")["delivered"], 0);
+    // The module saw every reading once.
+    let stats: Value =
+        serde_json::from_str(&ok(&teemesh(&home, &["app", "call", "filter", "stats"]))).unwrap();
+    let stats: Value = match &stats["result"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    };
+    assert_eq!(
+        (stats["readings"].clone(), stats["alerts"].clone()),
+        (7.into(), 5.into()),
+        "{stats}"
+    );
+
+    // The input takes only its subscription's messages.
+    let out = teemesh(
+        &home,
+        &[
+            "admin",
+            "input",
+            "--node",
+            &node.admin,
+            "--policy",
+            policy.to_str().unwrap(),
+            "filter",
+            "reading",
+            r#"{"sensor":"forged","value":99}"#,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("is fed by a topic"),
+        "{stderr}"
+    );
+
+    // The node's log (warnings by default) says loudly that the broker is simulated, and holds
+    // no payload.
+    let log = node.log();
+    assert!(
+        log.contains("MQTT bridge: the broker is SIMULATED"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("\"value\":4"),
+        "a payload in the node's log:\n{log}"
+    );
+
+    // Resetting the application unloads the module, and its topic ends with it.
+    ok(&teemesh(&home, &["app", "reset"]));
+}
