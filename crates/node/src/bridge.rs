@@ -478,11 +478,13 @@ impl BrokerClient {
         keep_alive.tick().await;
         loop {
             if self.closing.load(Ordering::Acquire) {
-                let mut properties = Properties::default();
-                properties.session_expiry_interval = Some(0);
+                // Expiry 0: the broker forgets the module's session with this connection.
                 let _ = connection.queue(&Packet::Disconnect(Disconnect {
                     reason_code: ReasonCode::Success,
-                    properties,
+                    properties: Properties {
+                        session_expiry_interval: Some(0),
+                        ..Properties::default()
+                    },
                 }));
                 let _ = connection.flush().await;
                 connection.shutdown().await;
@@ -673,19 +675,19 @@ impl BrokerClient {
                 Ok(())
             }
             Packet::PubAck(ack) => {
-                if let Some(index) = in_flight.iter().position(|m| m.packet_id == ack.packet_id) {
-                    if let Some(message) = in_flight.remove(index) {
-                        let end = &message.end;
-                        end.in_flight.fetch_sub(1, Ordering::Relaxed);
-                        if ack.reason_code.is_error() {
-                            end.dropped.fetch_add(1, Ordering::Relaxed);
-                            end.set_error(format!(
-                                "the broker refused a publication on {:?}: {:?}",
-                                end.spec.topic, ack.reason_code
-                            ));
-                        } else {
-                            end.published.fetch_add(1, Ordering::Relaxed);
-                        }
+                if let Some(index) = in_flight.iter().position(|m| m.packet_id == ack.packet_id)
+                    && let Some(message) = in_flight.remove(index)
+                {
+                    let end = &message.end;
+                    end.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    if ack.reason_code.is_error() {
+                        end.dropped.fetch_add(1, Ordering::Relaxed);
+                        end.set_error(format!(
+                            "the broker refused a publication on {:?}: {:?}",
+                            end.spec.topic, ack.reason_code
+                        ));
+                    } else {
+                        end.published.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Ok(())

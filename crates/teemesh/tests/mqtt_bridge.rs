@@ -4,7 +4,8 @@
 //! sensor filter whose input subscribes to `plant/readings` and whose output publishes on
 //! `plant/alerts`, both at QoS 1. Readings published with `teemesh mqtt pub` reach the module
 //! through the node's MQTT client; its alerts reach a `teemesh mqtt sub`: exact counts, none
-//! lost, and the node's log names the simulated broker and never a payload.
+//! lost, and the node's log names the simulated broker and never a payload. The broker is then
+//! killed and started again on the same address: the client reconnects and messages flow again.
 
 mod support;
 
@@ -24,7 +25,8 @@ struct Broker {
 }
 
 impl Broker {
-    fn start(dir: &Path) -> Self {
+    /// Starts the broker on `address` (`127.0.0.1:0` for any port).
+    fn start(dir: &Path, address: &str) -> Self {
         let config = dir.join("broker.toml");
         // The nodes' clients are attested (simulated): the listener's policy must allow that.
         std::fs::write(
@@ -34,8 +36,10 @@ impl Broker {
         .unwrap();
         std::fs::write(
             &config,
-            "[[listener]]\nkind = \"atls\"\naddress = \"127.0.0.1:0\"\nplatform = \"sim\"\n\
-             policy = \"broker-client-policy.toml\"\n",
+            format!(
+                "[[listener]]\nkind = \"atls\"\naddress = \"{address}\"\nplatform = \"sim\"\n\
+                 policy = \"broker-client-policy.toml\"\n"
+            ),
         )
         .unwrap();
         let mut child = Command::new(TEEMESH)
@@ -130,7 +134,7 @@ fn a_module_publishes_its_output_and_subscribes_its_input_through_an_attested_br
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let key = ok(&teemesh(&home, &["admin", "key"])).trim().to_owned();
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start(dir.path(), "127.0.0.1:0");
     let node = NodeProcess::start(dir.path(), "node-a", &key);
     let filter_wasm: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/sensor-filter/sensor-filter-rust.wasm")
@@ -142,23 +146,7 @@ fn a_module_publishes_its_output_and_subscribes_its_input_through_an_attested_br
 
     // A subscriber outside any TEE, for the alerts the module publishes.
     const ALERTS: usize = 5;
-    let mut subscriber = Command::new(TEEMESH)
-        .args(["mqtt", "sub", "--broker", &broker.atls, "--policy"])
-        .arg(&policy)
-        .args(["-q", "1", "-t", "plant/alerts", "-C", &ALERTS.to_string()])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(subscriber.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("mqtt sub ended early").unwrap();
-        if line.starts_with("teemesh: subscribed to") {
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
+    let subscriber = subscribe_alerts(&broker, &policy, ALERTS);
 
     let out = teemesh(&home, &["deploy", app.to_str().unwrap()]);
     let summary: Value = serde_json::from_str(&ok(&out)).unwrap();
@@ -194,50 +182,10 @@ fn a_module_publishes_its_output_and_subscribes_its_input_through_an_attested_br
         ("low-2", 20),
         ("s5", 44),
     ];
-    for (sensor, value) in readings {
-        let message = format!(r#"{{"sensor":"{sensor}","value":{value}}}"#);
-        let out = Command::new(TEEMESH)
-            .args(["mqtt", "pub", "--broker", &broker.atls, "--policy"])
-            .arg(&policy)
-            .args(["-q", "1", "-t", "plant/readings", "-m", &message])
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    publish_readings(&broker, &policy, &readings);
 
     // The subscriber gets exactly the five alerts, in order.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = subscriber.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = subscriber.kill();
-            panic!(
-                "the subscriber did not get {ALERTS} alerts; topic ends: {:#?}\nnode log:\n{}",
-                topic_ends(&home),
-                node.log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stdout = String::new();
-    subscriber
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    assert!(status.success(), "{stdout}");
-    let alerts: Vec<Value> = stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let alerts = subscriber.alerts(&home, &node);
     assert_eq!(alerts.len(), ALERTS);
     for (alert, sensor) in alerts.iter().zip(["s1", "s2", "s3", "s4", "s5"]) {
         assert_eq!(alert["topic"], "plant/alerts");
@@ -306,6 +254,140 @@ fn a_module_publishes_its_output_and_subscribes_its_input_through_an_attested_br
         "a payload in the node's log:\n{log}"
     );
 
+    // The broker goes away: the ends say so, and the client reconnects when it is back (on the
+    // same address; a broker without persistence, so the client subscribes again).
+    let address = broker.atls.clone();
+    drop(broker);
+    wait_for(&home, "the ends see the broker gone", |ends| {
+        ends.iter()
+            .all(|e| e["connected"] == false && e["last_error"] != Value::Null)
+    });
+    let broker = Broker::start(dir.path(), &address);
+    wait_for(&home, "the client reconnects", |ends| {
+        ends.iter()
+            .all(|e| e["connected"] == true && e["reconnects"] == 1)
+    });
+    let subscriber = subscribe_alerts(&broker, &policy, 2);
+    publish_readings(&broker, &policy, &[("s6", 50), ("s7", 51)]);
+    let alerts = subscriber.alerts(&home, &node);
+    let sensors: Vec<Value> = alerts
+        .iter()
+        .map(|a| {
+            serde_json::from_str::<Value>(a["payload"].as_str().unwrap()).unwrap()["sensor"].clone()
+        })
+        .collect();
+    assert_eq!(sensors, ["s6", "s7"]);
+    let ends = wait_for(&home, "the counts settle after the reconnect", |ends| {
+        end(ends, "subscribe")["delivered"] == 9 && end(ends, "publish")["published"] == 7
+    });
+    for e in &ends {
+        assert_eq!(e["dropped"], 0, "{e}");
+        assert_eq!(e["pending"], 0, "{e}");
+    }
+
+    // An update keeps the ends: the client reconnects with claims for the new measurement (the
+    // C filter, its sealed threshold handed over) and messages flow again.
+    let c_filter = filter_wasm.with_file_name("sensor-filter-c.wasm");
+    ok(&teemesh(
+        &home,
+        &["app", "update", "filter", c_filter.to_str().unwrap()],
+    ));
+    wait_for(&home, "the client reconnects as the new version", |ends| {
+        ends.iter()
+            .all(|e| e["connected"] == true && e["reconnects"] == 2)
+    });
+    let subscriber = subscribe_alerts(&broker, &policy, 1);
+    publish_readings(&broker, &policy, &[("s8", 60)]);
+    let alerts = subscriber.alerts(&home, &node);
+    let payload: Value = serde_json::from_str(alerts[0]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["sensor"], "s8");
+    wait_for(&home, "the counts settle after the update", |ends| {
+        end(ends, "subscribe")["delivered"] == 10 && end(ends, "publish")["published"] == 8
+    });
+
     // Resetting the application unloads the module, and its topic ends with it.
     ok(&teemesh(&home, &["app", "reset"]));
+}
+
+/// A running `teemesh mqtt sub -C COUNT` on `plant/alerts`, subscribed; killed on drop.
+struct Subscriber(Child);
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn subscribe_alerts(broker: &Broker, policy: &Path, count: usize) -> Subscriber {
+    let mut child = Command::new(TEEMESH)
+        .args(["mqtt", "sub", "--broker", &broker.atls, "--policy"])
+        .arg(policy)
+        .args(["-q", "1", "-t", "plant/alerts", "-C", &count.to_string()])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("mqtt sub ended early").unwrap();
+        if line.starts_with("teemesh: subscribed to") {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    Subscriber(child)
+}
+
+impl Subscriber {
+    /// Its messages, once it got them all and exited (20 s at most).
+    fn alerts(mut self, home: &Path, node: &NodeProcess) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.0.kill();
+                panic!(
+                    "the subscriber did not get its alerts; topic ends: {:#?}\nnode log:\n{}",
+                    topic_ends(home),
+                    node.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        self.0
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        assert!(status.success(), "{stdout}");
+        stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+}
+
+/// `teemesh mqtt pub -q 1` of one reading per (sensor, value) on `plant/readings`.
+fn publish_readings(broker: &Broker, policy: &Path, readings: &[(&str, u32)]) {
+    for (sensor, value) in readings {
+        let message = format!(r#"{{"sensor":"{sensor}","value":{value}}}"#);
+        let out = Command::new(TEEMESH)
+            .args(["mqtt", "pub", "--broker", &broker.atls, "--policy"])
+            .arg(policy)
+            .args(["-q", "1", "-t", "plant/readings", "-m", &message])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
