@@ -759,6 +759,7 @@ pub(crate) fn client_id(node: &str, app: &str, module: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -799,13 +800,205 @@ mod tests {
             last_error: Mutex::default(),
         });
         let held = |id: u16| InFlight {
-            packet_id: PacketId::new(id)
-                .unwrap_or(PacketId::new(9).unwrap_or_else(|| unreachable!())),
+            packet_id: PacketId::new(id).unwrap(),
             end: end.clone(),
             payload: vec![],
         };
         let in_flight: VecDeque<InFlight> = [held(1), held(2)].into_iter().collect();
         assert_eq!(next_packet_id(u16::MAX, &in_flight), 3);
         assert_eq!(next_packet_id(0, &VecDeque::new()), 1);
+    }
+
+    /// Reads one packet from the broker's side of a connection.
+    async fn read_packet<S: tokio::io::AsyncRead + Unpin>(
+        stream: &mut S,
+        decoder: &mut mqtt::Decoder,
+        buf: &mut Vec<u8>,
+    ) -> Packet {
+        use tokio::io::AsyncReadExt as _;
+        loop {
+            if let Some((packet, used)) = decoder.decode(buf).unwrap() {
+                buf.drain(..used);
+                return packet;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "the client closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn write_packet<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, packet: &Packet) {
+        use tokio::io::AsyncWriteExt as _;
+        stream
+            .write_all(&packet.to_bytes(ProtocolVersion::V5).unwrap())
+            .await
+            .unwrap();
+        stream.flush().await.unwrap();
+    }
+
+    fn accepted(session_present: bool) -> Packet {
+        Packet::ConnAck(mqtt::ConnAck {
+            session_present,
+            reason_code: ReasonCode::Success,
+            properties: Properties::default(),
+        })
+    }
+
+    /// Against a stand-in broker on attested TLS (simulated both ways): the client presents the
+    /// node's evidence, authenticates as the module with claims that verify, publishes what the
+    /// module emitted, and after the connection drops resends the unacknowledged QoS 1
+    /// publications (DUP, same identifiers, in order) before counting them published.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn authenticates_as_the_module_and_resends_unacknowledged_publications() {
+        use atls::{AtlsServer, NodeIdentity, PeerVerifier};
+        use attest::{AppraisalPolicy, Endorsements, Measurement256, Measurement384, UnixTime};
+
+        let identity = |name: &str| {
+            let attester = Arc::new(platform::Simulated::with_measurement(Measurement384(
+                [3; 48],
+            )));
+            Arc::new(NodeIdentity::generate(attester, name, UnixTime::now()).unwrap())
+        };
+        let policy = AppraisalPolicy::from_toml("allow_simulated = true").unwrap();
+        let verifier = Arc::new(PeerVerifier::new(policy, Endorsements::default()));
+        let node = identity("node-a");
+        let server = AtlsServer::new(identity("broker"), verifier.clone()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+
+        let client = Arc::new(BrokerClient::new("node-a", "plant", "filter", &address));
+        client
+            .attach(&TopicSpec {
+                app: "plant".into(),
+                module: "filter".into(),
+                port: "alert".into(),
+                broker_address: address.clone(),
+                topic: "plant/alerts".into(),
+                qos: 1,
+                direction: TopicDirection::Publish,
+            })
+            .unwrap();
+        let signer = node.clone();
+        let sign_claims: SignClaims = Arc::new(move || {
+            let signed = atls::ModuleClaims::for_module(
+                &signer,
+                "filter",
+                Measurement256([0xab; 32]),
+                UnixTime::now(),
+            )
+            .with_app("plant")
+            .sign(&signer)
+            .map_err(|e| e.to_string())?;
+            Ok((serde_json::to_string(&signed).unwrap(), "ab".repeat(32)))
+        });
+        let deliver: Deliver = Arc::new(|_, _| Box::pin(async { Ok(()) }));
+        // Emitted before the broker is reachable: queued.
+        client.emit("alert", b"one");
+        client.emit("alert", b"two");
+        client.emit("other-output", b"not bridged");
+        assert_eq!(client.info()[0].pending, 2);
+        client.start(
+            BridgeContext {
+                client: AtlsClient::new(node.clone(), verifier.clone()).unwrap(),
+                node: "node-a".into(),
+            },
+            sign_claims,
+            deliver,
+        );
+
+        // First session: the CONNECT, then two publications left unacknowledged.
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut stream = server.accept(tcp).await.unwrap();
+        assert!(matches!(stream.peer, Peer::Attested(_)), "the node attests");
+        let (mut decoder, mut buf) = (mqtt::Decoder::new(MAX_PACKET), Vec::new());
+        let Packet::Connect(connect) =
+            read_packet(&mut stream.stream, &mut decoder, &mut buf).await
+        else {
+            panic!("not a CONNECT");
+        };
+        assert_eq!(connect.protocol, ProtocolVersion::V5);
+        assert!(!connect.clean_start);
+        assert_eq!(connect.client_id, client_id("node-a", "plant", "filter"));
+        assert_eq!(
+            connect.properties.session_expiry_interval,
+            Some(SESSION_EXPIRY_SECS)
+        );
+        assert_eq!(
+            connect.properties.authentication_method.as_deref(),
+            Some("teemesh-module-claims-v1")
+        );
+        let data = connect.properties.authentication_data.clone().unwrap();
+        let signed: atls::SignedModuleClaims = serde_json::from_slice(&data).unwrap();
+        let verified = atls::verify_module_claims(node.certificate(), &signed, &verifier).unwrap();
+        assert_eq!(verified.module().name, "filter");
+        assert_eq!(verified.module().app.as_deref(), Some("plant"));
+        assert_eq!(verified.module().measurement, Measurement256([0xab; 32]));
+        write_packet(&mut stream.stream, &accepted(false)).await;
+        let mut first = Vec::new();
+        for payload in [&b"one"[..], b"two"] {
+            let Packet::Publish(publish) =
+                read_packet(&mut stream.stream, &mut decoder, &mut buf).await
+            else {
+                panic!("not a PUBLISH");
+            };
+            assert_eq!(
+                (publish.topic.as_str(), &publish.payload[..], publish.dup),
+                ("plant/alerts", payload, false)
+            );
+            first.push(publish.qos);
+        }
+        assert_eq!(client.info()[0].published, 0);
+        drop(stream);
+
+        // Second session: both again, marked DUP, same identifiers, in order; then acknowledged.
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut stream = server.accept(tcp).await.unwrap();
+        let (mut decoder, mut buf) = (mqtt::Decoder::new(MAX_PACKET), Vec::new());
+        assert!(matches!(
+            read_packet(&mut stream.stream, &mut decoder, &mut buf).await,
+            Packet::Connect(_)
+        ));
+        write_packet(&mut stream.stream, &accepted(true)).await;
+        for (payload, qos) in [&b"one"[..], b"two"].into_iter().zip(&first) {
+            let Packet::Publish(publish) =
+                read_packet(&mut stream.stream, &mut decoder, &mut buf).await
+            else {
+                panic!("not a PUBLISH");
+            };
+            assert_eq!((&publish.payload[..], publish.dup), (payload, true));
+            assert_eq!(publish.qos, *qos);
+            let PublishQos::AtLeastOnce(id) = publish.qos else {
+                panic!("QoS 1 expected");
+            };
+            write_packet(
+                &mut stream.stream,
+                &Packet::PubAck(Acknowledgement::success(id)),
+            )
+            .await;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = client.info().remove(0);
+            if info.published == 2 {
+                assert_eq!((info.pending, info.dropped, info.reconnects), (0, 0, 1));
+                assert!(info.connected);
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{info:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        // Closing ends the session at the broker too.
+        client.close();
+        let Packet::Disconnect(disconnect) =
+            read_packet(&mut stream.stream, &mut decoder, &mut buf).await
+        else {
+            panic!("not a DISCONNECT");
+        };
+        assert_eq!(disconnect.properties.session_expiry_interval, Some(0));
     }
 }
