@@ -1001,4 +1001,135 @@ mod tests {
         };
         assert_eq!(disconnect.properties.session_expiry_interval, Some(0));
     }
+
+    /// A subscribing end: the client subscribes at the end's QoS, delivers a message to the
+    /// input, and acknowledges a QoS 1 message only once the delivery call returned.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acknowledges_a_message_only_after_the_module_took_it() {
+        use atls::{AtlsServer, NodeIdentity, PeerVerifier};
+        use attest::{AppraisalPolicy, Endorsements, Measurement384, UnixTime};
+
+        let identity = |name: &str| {
+            let attester = Arc::new(platform::Simulated::with_measurement(Measurement384(
+                [3; 48],
+            )));
+            Arc::new(NodeIdentity::generate(attester, name, UnixTime::now()).unwrap())
+        };
+        let policy = AppraisalPolicy::from_toml("allow_simulated = true").unwrap();
+        let verifier = Arc::new(PeerVerifier::new(policy, Endorsements::default()));
+        let node = identity("node-a");
+        let server = AtlsServer::new(identity("broker"), verifier.clone()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let client = Arc::new(BrokerClient::new("node-a", "plant", "filter", &address));
+        client
+            .attach(&TopicSpec {
+                app: "plant".into(),
+                module: "filter".into(),
+                port: "reading".into(),
+                broker_address: address.clone(),
+                topic: "plant/+/readings".into(),
+                qos: 1,
+                direction: TopicDirection::Subscribe,
+            })
+            .unwrap();
+        let signer = node.clone();
+        let sign_claims: SignClaims = Arc::new(move || {
+            let signed = atls::ModuleClaims::for_module(
+                &signer,
+                "filter",
+                attest::Measurement256([1; 32]),
+                UnixTime::now(),
+            )
+            .with_app("plant")
+            .sign(&signer)
+            .map_err(|e| e.to_string())?;
+            Ok((serde_json::to_string(&signed).unwrap(), "01".repeat(32)))
+        });
+        // The module's call returns only when the test lets it.
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let taken: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+        let (gate, log) = (release.clone(), taken.clone());
+        let deliver: Deliver = Arc::new(move |port, data| {
+            let (gate, log) = (gate.clone(), log.clone());
+            Box::pin(async move {
+                gate.acquire().await.unwrap().forget();
+                log.lock().unwrap().push((port, data));
+                Ok(())
+            })
+        });
+        client.start(
+            BridgeContext {
+                client: AtlsClient::new(node.clone(), verifier.clone()).unwrap(),
+                node: "node-a".into(),
+            },
+            sign_claims,
+            deliver,
+        );
+
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut stream = server.accept(tcp).await.unwrap();
+        let (mut decoder, mut buf) = (mqtt::Decoder::new(MAX_PACKET), Vec::new());
+        assert!(matches!(
+            read_packet(&mut stream.stream, &mut decoder, &mut buf).await,
+            Packet::Connect(_)
+        ));
+        write_packet(&mut stream.stream, &accepted(false)).await;
+        let Packet::Subscribe(subscribe) =
+            read_packet(&mut stream.stream, &mut decoder, &mut buf).await
+        else {
+            panic!("not a SUBSCRIBE");
+        };
+        assert_eq!(subscribe.subscriptions.len(), 1);
+        assert_eq!(subscribe.subscriptions[0].filter, "plant/+/readings");
+        assert_eq!(subscribe.subscriptions[0].options.qos, QoS::AtLeastOnce);
+        assert!(!client.info()[0].connected, "not subscribed yet");
+        write_packet(
+            &mut stream.stream,
+            &Packet::SubAck(mqtt::SubAck {
+                packet_id: subscribe.packet_id,
+                reason_codes: vec![ReasonCode::GrantedQoS1],
+                properties: Properties::default(),
+            }),
+        )
+        .await;
+        let id = PacketId::new(7).unwrap();
+        write_packet(
+            &mut stream.stream,
+            &Packet::Publish(Publish {
+                dup: false,
+                qos: PublishQos::AtLeastOnce(id),
+                retain: false,
+                topic: "plant/t1/readings".into(),
+                payload: b"{\"sensor\":\"t1\",\"value\":31}".to_vec().into(),
+                properties: Properties::default(),
+            }),
+        )
+        .await;
+        // While the module's call runs, no PUBACK.
+        let early = tokio::time::timeout(
+            Duration::from_millis(300),
+            read_packet(&mut stream.stream, &mut decoder, &mut buf),
+        )
+        .await;
+        assert!(early.is_err(), "acknowledged before delivery: {early:?}");
+        assert!(taken.lock().unwrap().is_empty());
+        release.add_permits(1);
+        let Packet::PubAck(ack) = read_packet(&mut stream.stream, &mut decoder, &mut buf).await
+        else {
+            panic!("not a PUBACK");
+        };
+        assert_eq!(ack.packet_id, id);
+        assert_eq!(
+            taken.lock().unwrap().as_slice(),
+            [(
+                "reading".to_owned(),
+                b"{\"sensor\":\"t1\",\"value\":31}".to_vec()
+            )]
+        );
+        let info = client.info().remove(0);
+        assert_eq!((info.delivered, info.dropped), (1, 0));
+        assert!(info.connected);
+        client.close();
+    }
 }
