@@ -1048,7 +1048,8 @@ mod tests {
         });
         // The module's call returns only when the test lets it.
         let release = Arc::new(tokio::sync::Semaphore::new(0));
-        let taken: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+        type Taken = Mutex<Vec<(String, Vec<u8>)>>;
+        let taken: Arc<Taken> = Arc::default();
         let (gate, log) = (release.clone(), taken.clone());
         let deliver: Deliver = Arc::new(move |port, data| {
             let (gate, log) = (gate.clone(), log.clone());
