@@ -193,10 +193,14 @@ modules:
     handlers: [h]
     entries: [e]
     config: {x: 1}
-  - {name: b, source: b/, language: c, node: n, inputs: [i], handlers: [h]}
+  - {name: b, source: b/, language: c, node: n, inputs: [i, t], handlers: [h]}
+brokers:
+  - {name: mq, address: "127.0.0.1:8883"}
 connections:
   - {from: a.o, to: b.i, protection: authenticated}
   - {from: a.r, to: b.h}
+  - {from: a.o, to: {broker: mq, topic: a/o, qos: 0}}
+  - {from: {broker: mq, topic: "a/+"}, to: b.t}
 expose: [a.e]
 periodic:
   - {to: a.i, every: 1s, payload: {}}
@@ -226,6 +230,14 @@ periodic:
         keys_of(&json["periodic"][0]),
         schema_keys("/$defs/periodic/properties")
     );
+    assert_eq!(
+        keys_of(&json["brokers"][0]),
+        schema_keys("/$defs/broker/properties")
+    );
+    assert_eq!(
+        keys_of(&json["connections"][2]["to"]),
+        schema_keys("/$defs/topicEnd/properties")
+    );
     // The policy keys are attest's: every one of them, in the schema, and no other.
     let policy = serde_json::to_value(attest::policy::AppraisalPolicy::default()).expect("json");
     assert_eq!(keys_of(&policy), schema_keys("/$defs/policy/properties"));
@@ -251,4 +263,69 @@ fn errors_point_at_the_field_and_the_loader_refuses_oversized_input() {
     let big = format!("app: x\n#{}\n", "a".repeat(mesh::yaml::MAX_BYTES));
     let err = Descriptor::parse(&big, "big.yaml", Path::new("."), &read_file).expect_err("big");
     assert!(err.to_string().starts_with("big.yaml: "), "{err}");
+}
+
+#[test]
+fn topic_ends_publish_outputs_and_feed_inputs() {
+    let text = r#"
+app: plant
+appraisal: {require_reference_values: false}
+nodes:
+  - {name: n, address: "127.0.0.1:1", platform: sim, policy: {allow_simulated: true}}
+brokers:
+  - name: plant-broker
+    address: 127.0.0.1:8883
+modules:
+  - {name: filter, wasm: f.wasm, node: n, inputs: [reading], outputs: [alert]}
+connections:
+  - from: filter.alert
+    to: {broker: plant-broker, topic: plant/alerts, qos: 1}
+  - from: {broker: plant-broker, topic: "plant/+/readings"}
+    to: filter.reading
+"#;
+    let descriptor =
+        Descriptor::parse(text, "plant.yaml", Path::new("."), &read_file).expect("valid");
+    let spec = descriptor.spec();
+    let broker = descriptor.broker("plant-broker").expect("declared");
+    assert_eq!(broker.address.to_string(), "127.0.0.1:8883");
+    let publish = spec.connections[0].to.topic().expect("a topic end");
+    assert_eq!(
+        (publish.topic.as_str(), publish.qos, publish.broker.as_str()),
+        ("plant/alerts", 1, "plant-broker")
+    );
+    assert_eq!(
+        spec.connections[0].from.port().map(ToString::to_string),
+        Some("filter.alert".to_owned())
+    );
+    let subscribe = spec.connections[1].from.topic().expect("a topic end");
+    // QoS 1 unless written: an input fed by a topic loses nothing on a reconnect.
+    assert_eq!(
+        (subscribe.topic.as_str(), subscribe.qos),
+        ("plant/+/readings", 1)
+    );
+    assert_eq!(spec.connections[1].protection, None);
+    // The schema accepts it, and the JSON form says the same.
+    let written = mesh::yaml_to_json(text, "plant.yaml").expect("json");
+    let errors: Vec<String> = schema()
+        .iter_errors(&written)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let json = descriptor.to_json();
+    assert_eq!(json["connections"][1]["from"]["qos"], 1);
+    let again = Descriptor::parse(&json.to_string(), "again.json", Path::new("."), &read_file)
+        .expect("round trip");
+    assert_eq!(again.spec(), spec);
+    // The same input cannot also be fed by a module.
+    let twice = text.replace(
+        "connections:\n",
+        "connections:\n  - {from: filter.alert, to: filter.reading}\n",
+    );
+    let err = Descriptor::parse(&twice, "twice.yaml", Path::new("."), &read_file)
+        .expect_err("two sources");
+    assert!(
+        err.to_string()
+            .contains("input filter.reading is already fed by connections[0]"),
+        "{err}"
+    );
 }

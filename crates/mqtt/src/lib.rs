@@ -52,6 +52,8 @@
 
 #[cfg(feature = "broker")]
 pub mod broker;
+#[cfg(feature = "client")]
+pub mod client;
 mod codec;
 mod error;
 mod packet;

@@ -23,7 +23,7 @@ pub use error::ProtocolError;
 pub use frame::{MAX_FRAME_LEN, encode_frame, frame_len};
 pub use message::{
     CallKind, ConnectSpec, ConnectionEnd, ConnectionInfo, ErrorKind, ErrorReply, EventProtection,
-    MAX_ENVELOPE_LEN, MAX_MODULE_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN, ModuleInfo, ModuleManifest,
-    MqttListener, Op, OutputEvent, PROTOCOL_VERSION, Reply, Request, Response, StatusReply,
-    check_module_name,
+    MAX_ENVELOPE_LEN, MAX_MODULE_LEN, MAX_NAME_LEN, MAX_PAYLOAD_LEN, MAX_TOPIC_LEN, ModuleInfo,
+    ModuleManifest, MqttListener, Op, OutputEvent, PROTOCOL_VERSION, Reply, Request, Response,
+    StatusReply, TopicDirection, TopicEndInfo, TopicSpec, check_module_name,
 };

@@ -23,6 +23,8 @@ pub const MIN_PERIOD_MS: u64 = 10;
 pub const MAX_PERIOD_MS: u64 = 24 * 60 * 60 * 1000;
 /// Longest module or port name.
 pub const MAX_NAME_LEN: usize = 64;
+/// Longest MQTT topic name or filter in [`Op::Topic`] (the node checks its syntax).
+pub const MAX_TOPIC_LEN: usize = 1024;
 
 /// One request: an id chosen by the client (echoed in the response) and the operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +218,85 @@ pub enum Op {
         /// The protected event (`events::Envelope` bytes).
         envelope: Bytes,
     },
+    /// Attaches an MQTT topic end to a loaded module's port (from the deployer): the module's
+    /// output is published on a topic, or its input is fed from a subscription, through the
+    /// node's MQTT client for (app, module, broker), which reaches the broker over attested TLS
+    /// and authenticates as the module with its signed claims. Answered [`Reply::Connected`].
+    Topic(TopicSpec),
+}
+
+/// An MQTT topic end of a module's port, as the deployer attaches it ([`Op::Topic`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSpec {
+    /// The application's name (named in the module claims the broker sees).
+    pub app: String,
+    /// The module on this node.
+    pub module: String,
+    /// Its port: an output (publish) or an input (subscribe).
+    pub port: String,
+    /// `host:port` of the broker's attested TLS listener.
+    pub broker_address: String,
+    /// The topic name (publish) or topic filter (subscribe).
+    pub topic: String,
+    /// 0, 1 or 2.
+    pub qos: u8,
+    /// Which way messages go.
+    pub direction: TopicDirection,
+}
+
+/// Which way a topic end carries messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TopicDirection {
+    /// The module's output events are published on the topic.
+    Publish,
+    /// Messages matching the filter are delivered to the module's input.
+    Subscribe,
+}
+
+impl TopicDirection {
+    /// `publish` or `subscribe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Publish => "publish",
+            Self::Subscribe => "subscribe",
+        }
+    }
+}
+
+/// Counters of one topic end, as a node reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicEndInfo {
+    /// The application.
+    pub app: String,
+    /// The module's port.
+    pub port: String,
+    /// `host:port` of the broker.
+    pub broker_address: String,
+    /// The topic name or filter.
+    pub topic: String,
+    /// The QoS of the end.
+    pub qos: u8,
+    /// `publish` or `subscribe`.
+    pub direction: TopicDirection,
+    /// Messages published and, for QoS 1 and 2, acknowledged by the broker (publish).
+    pub published: u64,
+    /// Messages delivered to the module's input (subscribe).
+    pub delivered: u64,
+    /// Events dropped because the end's queue was full, or messages the module's input refused.
+    pub dropped: u64,
+    /// Events waiting to be published, or published and not acknowledged yet.
+    pub pending: u64,
+    /// Connections to the broker after the first (its client's, shared by the module's ends on
+    /// that broker).
+    pub reconnects: u64,
+    /// True while the client is connected and the broker accepted it (and, for a subscribing
+    /// end, granted its subscription): messages flow.
+    pub connected: bool,
+    /// The last error of the end or its client.
+    pub last_error: Option<String>,
 }
 
 /// One end of a connection, as the deployer provisions it.
@@ -316,6 +397,7 @@ impl Op {
             Self::Periodic { .. } => "periodic",
             Self::Event { .. } => "event",
             Self::Ask { .. } => "ask",
+            Self::Topic(_) => "topic",
         }
     }
 }
@@ -475,6 +557,10 @@ pub struct ModuleInfo {
     /// The module's connection ends.
     #[serde(default)]
     pub connections: Vec<ConnectionInfo>,
+    /// The module's MQTT topic ends ([`Op::Topic`]); left out when there are none, so clients
+    /// older than topic ends still read the reply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<TopicEndInfo>,
 }
 
 /// An event a module emitted.
@@ -699,6 +785,24 @@ impl Request {
                 }
                 Ok(())
             }
+            Op::Topic(spec) => {
+                check_app_name(&spec.app)?;
+                check_module_name(&spec.module)?;
+                check_port_name(&spec.port)?;
+                check_peer_address(&spec.broker_address)?;
+                if spec.topic.is_empty() || spec.topic.len() > MAX_TOPIC_LEN {
+                    return Err(ProtocolError::Invalid(format!(
+                        "a topic or topic filter has 1 to {MAX_TOPIC_LEN} bytes"
+                    )));
+                }
+                if spec.qos > 2 {
+                    return Err(ProtocolError::Invalid(format!(
+                        "QoS {} is not 0, 1 or 2",
+                        spec.qos
+                    )));
+                }
+                Ok(())
+            }
             Op::Call {
                 module, port, data, ..
             } => {
@@ -873,6 +977,24 @@ mod tests {
                 module: "filter".into(),
                 envelope: Bytes(vec![1, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0]),
             },
+            Op::Topic(TopicSpec {
+                app: "plant".into(),
+                module: "filter".into(),
+                port: "alert".into(),
+                broker_address: "127.0.0.1:8883".into(),
+                topic: "plant/alerts".into(),
+                qos: 1,
+                direction: TopicDirection::Publish,
+            }),
+            Op::Topic(TopicSpec {
+                app: "plant".into(),
+                module: "filter".into(),
+                port: "reading".into(),
+                broker_address: "broker.example:8883".into(),
+                topic: "plant/+/readings".into(),
+                qos: 0,
+                direction: TopicDirection::Subscribe,
+            }),
         ];
         ops.into_iter()
             .enumerate()
@@ -914,6 +1036,37 @@ mod tests {
                     queued_outputs: 0,
                     dropped_outputs: 0,
                     connections: vec![],
+                    topics: vec![],
+                }])),
+            },
+            Response {
+                id: 10,
+                outcome: Ok(Reply::Modules(vec![ModuleInfo {
+                    name: "filter".into(),
+                    measurement: "00".into(),
+                    manifest: ModuleManifest::default(),
+                    calls: 3,
+                    failures: 0,
+                    last_error: None,
+                    busy: false,
+                    queued_outputs: 1,
+                    dropped_outputs: 0,
+                    connections: vec![],
+                    topics: vec![TopicEndInfo {
+                        app: "plant".into(),
+                        port: "alert".into(),
+                        broker_address: "127.0.0.1:8883".into(),
+                        topic: "plant/alerts".into(),
+                        qos: 1,
+                        direction: TopicDirection::Publish,
+                        published: 1 << 40,
+                        delivered: 0,
+                        dropped: 2,
+                        pending: 1,
+                        reconnects: 3,
+                        connected: true,
+                        last_error: Some("the broker closed the connection".into()),
+                    }],
                 }])),
             },
         ];
@@ -952,6 +1105,63 @@ mod tests {
         };
         let err = Request::decode(&bad_name.encode()).unwrap_err();
         assert!(err.to_string().contains("module name"), "{err}");
+    }
+
+    #[test]
+    fn topic_ends_are_bounded() {
+        let topic = |topic: &str, qos: u8| Request {
+            id: 3,
+            op: Op::Topic(TopicSpec {
+                app: "plant".into(),
+                module: "filter".into(),
+                port: "alert".into(),
+                broker_address: "127.0.0.1:8883".into(),
+                topic: topic.into(),
+                qos,
+                direction: TopicDirection::Publish,
+            }),
+        };
+        let err = Request::decode(&topic("", 1).encode()).unwrap_err();
+        assert!(err.to_string().contains("topic"), "{err}");
+        let long = "t".repeat(MAX_TOPIC_LEN + 1);
+        let err = Request::decode(&topic(&long, 1).encode()).unwrap_err();
+        assert!(err.to_string().contains("topic"), "{err}");
+        let err = Request::decode(&topic("a/b", 3).encode()).unwrap_err();
+        assert!(err.to_string().contains("QoS 3"), "{err}");
+    }
+
+    #[test]
+    fn module_info_without_topics_is_the_old_shape() {
+        // A node with no topic ends answers exactly what a client older than them reads.
+        let info = ModuleInfo {
+            name: "m".into(),
+            measurement: "00".into(),
+            manifest: ModuleManifest::default(),
+            calls: 0,
+            failures: 0,
+            last_error: None,
+            busy: false,
+            queued_outputs: 0,
+            dropped_outputs: 0,
+            connections: vec![],
+            topics: vec![],
+        };
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&info, &mut bytes).unwrap_or_default();
+        let value: ciborium::Value =
+            ciborium::from_reader(&bytes[..]).unwrap_or(ciborium::Value::Null);
+        let keys: Vec<String> = value
+            .as_map()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, _)| k.as_text().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            !keys.is_empty() && !keys.contains(&"topics".to_owned()),
+            "{keys:?}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ fn seed(name: &str) -> Vec<u8> {
 fn request_seeds_decode() {
     for op in [
         "hello", "status", "list", "load", "unload", "call", "outputs", "claims", "connect",
-        "event", "update", "rekey", "export", "import", "thaw", "retarget",
+        "event", "update", "rekey", "export", "import", "thaw", "retarget", "topic",
     ] {
         let bare = seed(&format!("seed-{op}"));
         let request = Request::decode(&bare).unwrap_or_else(|e| panic!("{op}: {e}"));

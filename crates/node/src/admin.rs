@@ -509,6 +509,7 @@ async fn dispatch(ctx: &AdminContext, op: Op, exporter: &[u8; 32]) -> Result<Rep
             Ok(Reply::Outputs { events, dropped })
         }
         Op::Connect(spec) => ctx.host.connect(&spec).map(|()| Reply::Connected),
+        Op::Topic(spec) => ctx.host.attach_topic(&spec).map(|()| Reply::Connected),
         Op::Periodic {
             module,
             input,

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{AdminContext, serve_connection};
+use crate::bridge::BridgeContext;
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::forward::Forwarder;
@@ -195,10 +196,12 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
         platform == PlatformKind::Sim,
     ));
     // Links to peer nodes present this node's own evidence and appraise the peer under the
-    // same policy; a peer without evidence is refused.
+    // same policy; a peer without evidence is refused. The MQTT clients of topic ends reach
+    // their brokers the same way.
+    let peer_client = AtlsClient::new(identity.clone(), verifier.clone())?;
     let forwarder = Arc::new(Forwarder::new(
         tokio::runtime::Handle::current(),
-        AtlsClient::new(identity.clone(), verifier.clone())?,
+        peer_client.clone(),
         &config.name,
     ));
     let host = Arc::new(ModuleHost::new(
@@ -208,6 +211,10 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
         store.clone(),
         metrics.clone(),
         config.limits.output_queue,
+        BridgeContext {
+            client: peer_client,
+            node: config.name.clone(),
+        },
     ));
 
     let mut restored = 0;

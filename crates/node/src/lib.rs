@@ -13,6 +13,7 @@
 
 mod admin;
 mod admin_key;
+mod bridge;
 mod channels;
 mod client;
 pub mod config;

@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 use attest::{Digest256, Measurement256};
 use events::wrap::ModuleKeyPair;
 use node_protocol::{
-    CallKind, ConnectSpec, ErrorKind, ErrorReply, ModuleInfo, ModuleManifest, OutputEvent,
+    CallKind, ConnectSpec, ConnectionEnd, ErrorKind, ErrorReply, ModuleInfo, ModuleManifest,
+    OutputEvent, TopicDirection, TopicSpec,
 };
 use runtime::{EventSink, LoadedModule, Runtime, RuntimeError};
 use tokio::sync::oneshot;
 
+use crate::bridge::{BridgeContext, BrokerClient, Deliver, SignClaims};
 use crate::channels::{EndPort, ModuleChannels};
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
@@ -93,16 +95,23 @@ impl EventSink for OutputQueue {
     }
 }
 
-/// Where a module's output events go: its output queue (for `outputs` and `app output`), and
-/// every connection attached to the output.
+/// A module's MQTT clients, one per (app, broker), with their topic ends.
+type TopicClients = Mutex<Vec<Arc<BrokerClient>>>;
+
+/// Where a module's output events go: its output queue (for `outputs` and `app output`),
+/// every connection attached to the output, and every topic end publishing it.
 struct ModuleSink {
     outputs: Arc<OutputQueue>,
     channels: Arc<ModuleChannels>,
+    topics: Arc<TopicClients>,
 }
 
 impl EventSink for ModuleSink {
     fn emit(&self, module: &str, output: &str, data: &[u8]) -> Result<(), String> {
         self.channels.emit(output, data)?;
+        for client in self.topics.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            client.emit(output, data);
+        }
         self.outputs.emit(module, output, data)
     }
 }
@@ -125,6 +134,12 @@ enum Delivery {
     Event(Vec<u8>),
     /// A protected request for a handler; the result is the sealed response.
     Ask(Vec<u8>),
+    /// A message from a topic end's subscription, for an input: like an event from a peer, it
+    /// waits for room in the module's queue rather than being refused as busy.
+    Topic {
+        port: String,
+        data: Vec<u8>,
+    },
 }
 
 /// How long a module's request waits for the handler's response: well inside the default call
@@ -156,6 +171,8 @@ struct ModuleHandle {
     channels: Arc<ModuleChannels>,
     /// Timers feeding inputs (`Op::Periodic`), stopped with the module.
     periodic: Mutex<Vec<(String, tokio::task::AbortHandle)>>,
+    /// MQTT clients carrying the module's topic ends (`Op::Topic`), closed with the module.
+    topics: Arc<TopicClients>,
     calls: AtomicU64,
     failures: AtomicU64,
     busy: AtomicBool,
@@ -201,7 +218,22 @@ impl ModuleHandle {
             queued_outputs: queued,
             dropped_outputs: dropped,
             connections: self.channels.info(),
+            topics: self.topic_clients().iter().flat_map(|c| c.info()).collect(),
         }
+    }
+
+    fn topic_clients(&self) -> Vec<Arc<BrokerClient>> {
+        self.topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether a topic end feeds `input`.
+    fn topic_feeds(&self, input: &str) -> bool {
+        self.topic_clients()
+            .iter()
+            .any(|c| c.uses(input, TopicDirection::Subscribe))
     }
 
     fn close(&self) -> Option<JoinHandle<()>> {
@@ -212,6 +244,14 @@ impl ModuleHandle {
             .drain(..)
         {
             timer.abort();
+        }
+        for client in self
+            .topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            client.close();
         }
         drop(self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take());
         self.worker.lock().unwrap_or_else(|e| e.into_inner()).take()
@@ -235,6 +275,8 @@ pub(crate) struct ModuleHost {
     metrics: Arc<Metrics>,
     output_queue: usize,
     registry: Mutex<Registry>,
+    /// What the MQTT clients of topic ends need.
+    bridge: BridgeContext,
 }
 
 /// What loading produced, sent back from the worker thread.
@@ -253,6 +295,7 @@ impl ModuleHost {
         store: DataDir,
         metrics: Arc<Metrics>,
         output_queue: usize,
+        bridge: BridgeContext,
     ) -> Self {
         Self {
             runtime,
@@ -262,6 +305,7 @@ impl ModuleHost {
             metrics,
             output_queue,
             registry: Mutex::default(),
+            bridge,
         }
     }
 
@@ -313,9 +357,11 @@ impl ModuleHost {
     ) -> Result<Arc<ModuleHandle>, ErrorReply> {
         let outputs = Arc::new(OutputQueue::new(self.output_queue));
         let channels = Arc::new(self.channels_for(name, &bytes)?);
+        let topics: Arc<TopicClients> = Arc::default();
         let sink = Arc::new(ModuleSink {
             outputs: outputs.clone(),
             channels: channels.clone(),
+            topics: topics.clone(),
         });
         let channel_key = channels.public_key();
         let router: Arc<dyn runtime::RequestRouter> = Arc::new(ModuleRouter {
@@ -393,6 +439,7 @@ impl ModuleHost {
             outputs,
             channels,
             periodic: Mutex::default(),
+            topics,
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             busy: AtomicBool::new(false),
@@ -455,7 +502,135 @@ impl ModuleHost {
     /// Attaches a connection end to one of a module's ports.
     pub(crate) fn connect(&self, spec: &ConnectSpec) -> Result<(), ErrorReply> {
         let handle = self.get(&spec.module)?;
+        if matches!(spec.end, ConnectionEnd::Receiver) && handle.topic_feeds(&spec.port) {
+            return Err(ErrorReply::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "input {:?} of module {:?} is fed by a topic; an input has one source",
+                    spec.port, spec.module
+                ),
+            ));
+        }
         handle.channels.connect(spec, &handle.manifest())
+    }
+
+    /// Attaches an MQTT topic end to a module's port ([`node_protocol::Op::Topic`]): an output
+    /// is published on a topic name, an input subscribes to a topic filter (and has no other
+    /// source). The module's client for (app, broker) is started on its first end.
+    pub(crate) fn attach_topic(self: &Arc<Self>, spec: &TopicSpec) -> Result<(), ErrorReply> {
+        let bad = |message: String| Err(ErrorReply::new(ErrorKind::BadRequest, message));
+        let name = &spec.module;
+        let port = &spec.port;
+        let handle = self.get(name)?;
+        if handle.frozen.load(Ordering::Acquire) {
+            return Err(moved(name));
+        }
+        let manifest = handle.manifest();
+        match spec.direction {
+            TopicDirection::Publish => {
+                if !manifest.outputs.contains(port) {
+                    return bad(format!(
+                        "module {name:?} declares no output {port:?} (its outputs: {}); a topic end publishes an output",
+                        manifest.outputs.join(", ")
+                    ));
+                }
+                if let Err(e) = mqtt::topic::validate_topic_name(&spec.topic) {
+                    return bad(format!("{e} (an output publishes on a topic name)"));
+                }
+            }
+            TopicDirection::Subscribe => {
+                if !manifest.inputs.contains(port) {
+                    return bad(format!(
+                        "module {name:?} declares no input {port:?} (its inputs: {}); a topic end feeds an input",
+                        manifest.inputs.join(", ")
+                    ));
+                }
+                if let Err(e) = mqtt::topic::validate_topic_filter(&spec.topic) {
+                    return bad(format!("{e} (an input subscribes to a topic filter)"));
+                }
+                let timer = handle
+                    .periodic
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .any(|(input, _)| input == port);
+                if handle.channels.feeds(port) || timer || handle.topic_feeds(port) {
+                    return bad(format!(
+                        "input {port:?} of module {name:?} is already fed by a connection, a timer or a topic; an input has one source"
+                    ));
+                }
+            }
+        }
+        if spec.qos > 1 {
+            return bad(format!(
+                "QoS {} is not supported by topic ends (0 or 1)",
+                spec.qos
+            ));
+        }
+        let mut clients = handle.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = clients
+            .iter()
+            .find(|c| c.is_for(&spec.app, &spec.broker_address))
+        {
+            return client
+                .attach(spec)
+                .map_err(|e| ErrorReply::new(ErrorKind::Exists, e));
+        }
+        let client = Arc::new(BrokerClient::new(
+            &self.bridge.node,
+            &spec.app,
+            name,
+            &spec.broker_address,
+        ));
+        client
+            .attach(spec)
+            .map_err(|e| ErrorReply::new(ErrorKind::Exists, e))?;
+        let identity = self.runtime.identity().clone();
+        let weak_handle = Arc::downgrade(&handle);
+        let (module, app) = (name.clone(), spec.app.clone());
+        // Claims for the module as it runs at each connection, naming the application.
+        let sign_claims: SignClaims = Arc::new(move || {
+            let handle = weak_handle
+                .upgrade()
+                .ok_or_else(|| format!("module {module:?} is unloaded"))?;
+            let measurement = handle.loaded().measurement;
+            let value = Measurement256::from_hex(&measurement).map_err(|e| e.to_string())?;
+            let signed =
+                atls::ModuleClaims::for_module(&identity, &module, value, attest::UnixTime::now())
+                    .with_app(&app)
+                    .sign(&identity)
+                    .map_err(|e| format!("cannot sign the module claims: {e}"))?;
+            let json = serde_json::to_string(&signed)
+                .map_err(|e| format!("cannot serialise the module claims: {e}"))?;
+            Ok((json, measurement))
+        });
+        let host = Arc::downgrade(self);
+        let module = name.clone();
+        let deliver: Deliver = Arc::new(move |port, data| {
+            let host = host.clone();
+            let module = module.clone();
+            Box::pin(async move {
+                let host = host.upgrade().ok_or_else(|| {
+                    ErrorReply::new(ErrorKind::ShuttingDown, "the node is stopping")
+                })?;
+                host.run(&module, Delivery::Topic { port, data })
+                    .await
+                    .map(|_| ())
+            })
+        });
+        client.start(self.bridge.clone(), sign_claims, deliver);
+        clients.push(client);
+        tracing::info!(
+            module = %name,
+            app = %spec.app,
+            port = %port,
+            direction = spec.direction.as_str(),
+            topic = %spec.topic,
+            qos = spec.qos,
+            broker = %spec.broker_address,
+            "topic end attached"
+        );
+        Ok(())
     }
 
     /// Gives an attached connection end its new key ([`node_protocol::Op::Rekey`]).
@@ -485,11 +660,11 @@ impl ModuleHost {
                 ),
             ));
         }
-        if handle.channels.feeds(input) {
+        if handle.channels.feeds(input) || handle.topic_feeds(input) {
             return Err(ErrorReply::new(
                 ErrorKind::BadRequest,
                 format!(
-                    "input {input:?} of module {name:?} is fed by a connection; an input has one source"
+                    "input {input:?} of module {name:?} is fed by a connection or a topic; an input has one source"
                 ),
             ));
         }
@@ -610,6 +785,14 @@ impl ModuleHost {
                 ),
             ));
         }
+        if kind == CallKind::Input && self.get(name)?.topic_feeds(port) {
+            return Err(ErrorReply::new(
+                ErrorKind::Unauthorised,
+                format!(
+                    "input {port:?} of module {name:?} is fed by a topic: it takes only that subscription's messages"
+                ),
+            ));
+        }
         let delivery = Delivery::Port {
             kind,
             port: port.to_owned(),
@@ -665,7 +848,7 @@ impl ModuleHost {
         let is_port = matches!(delivery, Delivery::Port { .. });
         let delivery_kind = match &delivery {
             Delivery::Port { kind, .. } => *kind,
-            Delivery::Event(_) => CallKind::Input,
+            Delivery::Event(_) | Delivery::Topic { .. } => CallKind::Input,
             Delivery::Ask(_) => CallKind::Handler,
         };
         let job: Job = Box::new(move |module: &mut LoadedModule| {
@@ -677,6 +860,7 @@ impl ModuleHost {
             }
             let (kind, port, data, event, answer_on) = match delivery {
                 Delivery::Port { kind, port, data } => (kind, port, data, None, None),
+                Delivery::Topic { port, data } => (CallKind::Input, port, data, None, None),
                 Delivery::Event(envelope) | Delivery::Ask(envelope) => {
                     let ask = matches!(delivery_kind, CallKind::Handler);
                     match h.channels.open(&envelope, ask) {
@@ -920,6 +1104,10 @@ impl ModuleHost {
             to = %loaded.measurement,
             "module updated in place"
         );
+        // Brokers authenticated the old measurement: new claims, new sessions.
+        for client in handle.topic_clients() {
+            client.reauthenticate();
+        }
         let store = self.store.clone();
         let stored_name = name.to_owned();
         let now = attest::UnixTime::now().as_secs();
@@ -950,6 +1138,14 @@ impl ModuleHost {
         recipient_certificate: &[u8],
     ) -> Result<Vec<u8>, ErrorReply> {
         let handle = self.get(name)?;
+        if !handle.topic_clients().is_empty() {
+            return Err(ErrorReply::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "module {name:?} has MQTT topic ends, which do not migrate: undeploy and deploy it on the new node instead"
+                ),
+            ));
+        }
         let recipient = self.other_instance(
             &handle,
             recipient_claims,

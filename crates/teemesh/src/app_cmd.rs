@@ -264,11 +264,19 @@ fn check(path: &std::path::Path) -> Result<()> {
     if !spec.connections.is_empty() {
         println!("connections:");
         for connection in &spec.connections {
-            println!(
-                "  {} -> {}  {}",
-                connection.from, connection.to, connection.protection
-            );
+            let how = match (connection.from.topic(), connection.to.topic()) {
+                (None, None) => connection.protection().to_string(),
+                (Some(_), _) => "subscribes (the node's MQTT client, as the module)".into(),
+                (_, Some(_)) => "publishes (the node's MQTT client, as the module)".into(),
+            };
+            println!("  {} -> {}  {how}", connection.from, connection.to);
         }
+    }
+    for broker in &spec.brokers {
+        println!(
+            "broker: {} at {} (attested TLS)",
+            broker.name, broker.address
+        );
     }
     if !spec.expose.is_empty() {
         let entries: Vec<String> = spec.expose.iter().map(ToString::to_string).collect();

@@ -114,6 +114,7 @@ pub(crate) fn status(args: &StateArgs) -> Result<()> {
                     "failures": info.failures,
                     "last_error": info.last_error,
                     "connections": info.connections,
+                    "topics": info.topics,
                 }));
             }
         }

@@ -37,6 +37,26 @@ pub(crate) struct AppState {
     /// The timers feeding inputs (set again on a module's new node when it migrates).
     #[serde(default)]
     pub(crate) periodic: Vec<PeriodicState>,
+    /// The MQTT topic ends: they live in their module's node and go with it (unload, reset).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) topics: Vec<TopicState>,
+}
+
+/// A module port bridged to an MQTT topic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TopicState {
+    /// `module.port`.
+    pub(crate) port: String,
+    /// `publish` (an output) or `subscribe` (an input).
+    pub(crate) direction: String,
+    /// The broker's name in the descriptor.
+    pub(crate) broker: String,
+    /// `host:port` of its attested TLS listener.
+    pub(crate) broker_address: String,
+    /// The topic name or filter.
+    pub(crate) topic: String,
+    pub(crate) qos: u8,
 }
 
 /// A timer feeding an input.

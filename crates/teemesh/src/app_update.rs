@@ -150,6 +150,18 @@ pub(crate) fn migrate(
         if from_node.name == to_node.name {
             bail!("{module} runs on {to} already");
         }
+        if let Some(topic) = state
+            .topics
+            .iter()
+            .find(|t| t.port.split_once('.').is_some_and(|(m, _)| m == module))
+        {
+            bail!(
+                "{module} has MQTT topic ends ({} {:?} on {}), which do not migrate: its broker session lives in its node; undeploy it (teemesh app reset) and deploy it on {to} instead",
+                topic.direction,
+                topic.topic,
+                topic.broker
+            );
+        }
         const STEPS: usize = 6;
 
         step(1, STEPS, &format!("reading {module}'s component"));

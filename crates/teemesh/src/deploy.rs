@@ -14,14 +14,16 @@ use anyhow::{Context as _, Result, bail};
 use atls::PeerVerifier;
 use attest::{Digest256, Endorsements};
 use mesh::Descriptor;
-use mesh::descriptor::{ModuleCode, ModuleSpec, PortKind, Protection};
+use mesh::descriptor::{EndSpec, ModuleCode, ModuleSpec, PortKind, Protection};
 use node::AdminClient;
-use node::protocol::{Bytes, CallKind, EventProtection, ModuleManifest, Op, Reply};
+use node::protocol::{
+    Bytes, CallKind, EventProtection, ModuleManifest, Op, Reply, TopicDirection, TopicSpec,
+};
 use serde_json::json;
 
 use crate::admin_cmd::refusal;
 use crate::app_state::{
-    AppState, ConnectionState, ModuleState, NodeState, PeriodicState, default_path,
+    AppState, ConnectionState, ModuleState, NodeState, PeriodicState, TopicState, default_path,
 };
 use crate::atls_cmd::PeerRefused;
 use crate::build_module::SourceBuilder;
@@ -241,17 +243,55 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
         step(
             5,
             &format!(
-                "wiring {} connections, each with a fresh key, and {} periodic sources",
+                "wiring {} connections (between modules each with a fresh key; topic ends through \
+                 the nodes' MQTT clients) and {} periodic sources",
                 spec.connections.len(),
                 spec.periodic.len()
             ),
         );
         let mut connections = Vec::new();
+        let mut topics = Vec::new();
         for (i, connection) in spec.connections.iter().enumerate() {
             let id = u32::try_from(i + 1).context("too many connections")?;
-            let from = index_of(&prepared, connection.from.module.as_str())?;
-            let to = index_of(&prepared, connection.to.module.as_str())?;
-            let protection = match connection.protection {
+            let (from_port, to_port) = match (&connection.from, &connection.to) {
+                (EndSpec::Port(from), EndSpec::Port(to)) => (from, to),
+                (EndSpec::Port(port), EndSpec::Topic(topic)) => {
+                    topics.push(
+                        attach_topic(
+                            &descriptor,
+                            &prepared,
+                            &attested,
+                            &mut clients,
+                            port,
+                            topic,
+                            TopicDirection::Publish,
+                        )
+                        .await?,
+                    );
+                    continue;
+                }
+                (EndSpec::Topic(topic), EndSpec::Port(port)) => {
+                    topics.push(
+                        attach_topic(
+                            &descriptor,
+                            &prepared,
+                            &attested,
+                            &mut clients,
+                            port,
+                            topic,
+                            TopicDirection::Subscribe,
+                        )
+                        .await?,
+                    );
+                    continue;
+                }
+                (EndSpec::Topic(_), EndSpec::Topic(_)) => {
+                    bail!("connection {id} has no module end")
+                }
+            };
+            let from = index_of(&prepared, from_port.module.as_str())?;
+            let to = index_of(&prepared, to_port.module.as_str())?;
+            let protection = match connection.protection() {
                 Protection::Encrypted => EventProtection::Encrypted,
                 Protection::Authenticated => EventProtection::Authenticated,
             };
@@ -261,11 +301,11 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
                 protection,
                 &Endpoint {
                     module: &attested[from].module,
-                    port: connection.from.port.as_str(),
+                    port: from_port.port.as_str(),
                 },
                 &Endpoint {
                     module: &attested[to].module,
-                    port: connection.to.port.as_str(),
+                    port: to_port.port.as_str(),
                 },
                 &nodes[attested[to].node].address,
             )?;
@@ -310,12 +350,13 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
                 periodic.to
             );
         }
-        Ok(connections)
+        Ok((connections, topics))
     }
     .await;
 
-    let connections = match outcome {
-        Ok(connections) => connections,
+    // Unloading a module also ends its topic ends (the node closes their MQTT sessions).
+    let (connections, topics) = match outcome {
+        Ok(done) => done,
         Err(e) => {
             // Leave the nodes as they were.
             for (node, name) in loaded.iter().rev() {
@@ -359,6 +400,7 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
                 )
             })
             .collect(),
+        topics,
     };
     let path = args.state.clone().unwrap_or_else(|| default_path(app));
     state.save(&path)?;
@@ -375,9 +417,64 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
             "nodes": state.nodes.iter().map(|n| json!({"name": n.name, "address": n.address, "platform": n.platform})).collect::<Vec<_>>(),
             "modules": state.modules.iter().map(|m| json!({"name": m.name, "node": m.node, "measurement": m.measurement})).collect::<Vec<_>>(),
             "connections": state.connections,
+            "topics": state.topics,
         })
     );
     Ok(())
+}
+
+/// Attaches a topic end to `port`'s module on its node ([`Op::Topic`]) and prints it.
+#[allow(clippy::too_many_arguments)]
+async fn attach_topic(
+    descriptor: &Descriptor,
+    prepared: &[Prepared<'_>],
+    attested: &[Attested],
+    clients: &mut [AdminClient],
+    port: &mesh::descriptor::PortRef,
+    topic: &mesh::descriptor::TopicEnd,
+    direction: TopicDirection,
+) -> Result<TopicState> {
+    let module = index_of(prepared, port.module.as_str())?;
+    let node = attested[module].node;
+    let broker = descriptor
+        .broker(topic.broker.as_str())
+        .with_context(|| format!("no broker {}", topic.broker))?;
+    let broker_address = broker.address.to_string();
+    clients[node]
+        .request(Op::Topic(TopicSpec {
+            app: descriptor.spec().app.to_string(),
+            module: port.module.to_string(),
+            port: port.port.to_string(),
+            broker_address: broker_address.clone(),
+            topic: topic.topic.clone(),
+            qos: topic.qos,
+            direction,
+        }))
+        .await
+        .map_err(|e| refusal(e).context(format!("the topic end of {port}")))?;
+    let arrow = match direction {
+        TopicDirection::Publish => format!("{port} → {}", topic.topic),
+        TopicDirection::Subscribe => format!("{} → {port}", topic.topic),
+    };
+    eprintln!(
+        "      topic {arrow} (qos {}, {} at {broker_address}, {} {}: the node's MQTT client, authenticated as the module)",
+        topic.qos,
+        topic.broker,
+        direction.as_str(),
+        if direction == TopicDirection::Publish {
+            "from its output"
+        } else {
+            "to its input"
+        },
+    );
+    Ok(TopicState {
+        port: port.to_string(),
+        direction: direction.as_str().to_owned(),
+        broker: topic.broker.to_string(),
+        broker_address,
+        topic: topic.topic.clone(),
+        qos: topic.qos,
+    })
 }
 
 fn short(hex: &str) -> String {

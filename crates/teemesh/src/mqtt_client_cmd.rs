@@ -278,7 +278,7 @@ async fn print_messages(args: SubArgs) -> Result<()> {
             ),
             other => bail!("unexpected {} from the broker", other.packet_type()),
         }
-        if !client.out.is_empty() {
+        if client.queued_bytes() > 0 {
             client.flush().await?;
             last_sent = Instant::now();
         }
@@ -309,7 +309,12 @@ async fn open(args: &ConnectArgs, role: &str) -> Result<Client> {
         password: args.password.clone().map(|p| Bytes::from(p.into_bytes())),
         properties: Properties::default(),
     };
-    let (client, ack) = step(Client::handshake(stream, connect)).await?;
+    let (client, ack) = step(Client::handshake(
+        stream,
+        connect,
+        crate::mqtt_conn::MAX_PACKET,
+    ))
+    .await?;
     if ack.reason_code.is_error() {
         return Err(PeerRefused(format!(
             "the broker refused the connection: {}{}",
@@ -483,13 +488,16 @@ fn reason_string(properties: &Properties) -> String {
 }
 
 /// One step of the exchange, bounded so a silent broker cannot hang the command.
-async fn step<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
-    timeout(STEP_TIMEOUT, future).await.with_context(|| {
-        format!(
-            "the broker did not answer within {} s",
-            STEP_TIMEOUT.as_secs()
-        )
-    })?
+async fn step<T, E: Into<anyhow::Error>>(future: impl Future<Output = Result<T, E>>) -> Result<T> {
+    timeout(STEP_TIMEOUT, future)
+        .await
+        .with_context(|| {
+            format!(
+                "the broker did not answer within {} s",
+                STEP_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(Into::into)
 }
 
 /// One line of `sub`'s output: the payload as text when it is UTF-8, else hex.

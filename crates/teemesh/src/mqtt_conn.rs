@@ -1,12 +1,13 @@
 //! One MQTT client connection written on the `mqtt` codec, over plain TCP, TLS or attested TLS:
-//! the pieces `teemesh bench mqtt`'s load generator and `teemesh mqtt pub | sub` share.
+//! the pieces `teemesh bench mqtt`'s load generator and `teemesh mqtt pub | sub` share (the
+//! packet loop itself is `mqtt::client::Connection`, which the node's topic bridge uses too).
 
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use atls::{AtlsError, PeerAttestation};
-use mqtt::{ConnAck, Connect, Decoder, Packet, Properties, ProtocolVersion};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use mqtt::{Connect, Properties, ProtocolVersion};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::atls_cmd::PeerRefused;
@@ -69,94 +70,24 @@ impl Transport {
     }
 }
 
-/// A connection with a read buffer, a decoder and a write buffer.
-pub(crate) struct Client {
-    stream: Box<dyn Stream>,
-    version: ProtocolVersion,
-    decoder: Decoder,
-    pub(crate) buf: Vec<u8>,
-    pub(crate) out: Vec<u8>,
-}
+/// A connection to the broker: `mqtt`'s client connection over any of the transports.
+pub(crate) type Client = mqtt::client::Connection<Box<dyn Stream>>;
 
-impl Client {
-    /// An MQTT 3.1.1 clean session as `id` (the load generator's clients).
-    pub(crate) async fn open(transport: &Transport, address: &str, id: &str) -> Result<Self> {
-        let (stream, _) = transport.connect(address).await?;
-        let connect = Connect {
-            protocol: ProtocolVersion::V311,
-            clean_start: true,
-            keep_alive: 60,
-            client_id: id.to_owned(),
-            will: None,
-            username: None,
-            password: None,
-            properties: Properties::default(),
-        };
-        match Self::handshake(stream, connect).await? {
-            (client, ack) if !ack.reason_code.is_error() => Ok(client),
-            (_, ack) => bail!("{id}: the broker refused the connection: {ack:?}"),
-        }
-    }
-
-    /// Sends `connect` on `stream` and returns the broker's CONNACK, refusal or not.
-    pub(crate) async fn handshake(
-        stream: Box<dyn Stream>,
-        connect: Connect,
-    ) -> Result<(Self, ConnAck)> {
-        let version = connect.protocol;
-        let mut client = Self {
-            stream,
-            version,
-            decoder: Decoder::with_version(version, MAX_PACKET),
-            buf: Vec::with_capacity(64 << 10),
-            out: Vec::with_capacity(64 << 10),
-        };
-        client.queue(&Packet::Connect(Box::new(connect)))?;
-        client.flush().await?;
-        match client.next().await? {
-            Packet::ConnAck(ack) => Ok((client, ack)),
-            other => bail!("expected CONNACK, got {}", other.packet_type()),
-        }
-    }
-
-    pub(crate) fn queue(&mut self, packet: &Packet) -> Result<()> {
-        packet
-            .encode(self.version, &mut self.out)
-            .map_err(|e| anyhow::anyhow!("cannot encode {}: {e}", packet.packet_type()))
-    }
-
-    pub(crate) async fn flush(&mut self) -> Result<()> {
-        if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await?;
-            self.out.clear();
-        }
-        Ok(())
-    }
-
-    /// The next packet, reading as needed. Cancel-safe: a read cancelled while waiting loses
-    /// no bytes, so callers may put a timeout around it.
-    pub(crate) async fn next(&mut self) -> Result<Packet> {
-        loop {
-            if let Some((packet, used)) = self
-                .decoder
-                .decode(&self.buf)
-                .map_err(|e| anyhow::anyhow!("the broker sent a bad packet: {e}"))?
-            {
-                self.buf.drain(..used);
-                return Ok(packet);
-            }
-            let mut chunk = [0u8; 16 << 10];
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                bail!("the broker closed the connection");
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Closes the TLS session (if any) and the connection.
-    pub(crate) async fn shutdown(&mut self) {
-        let _ = self.stream.shutdown().await;
+/// An MQTT 3.1.1 clean session as `id` (the load generator's clients).
+pub(crate) async fn open(transport: &Transport, address: &str, id: &str) -> Result<Client> {
+    let (stream, _) = transport.connect(address).await?;
+    let connect = Connect {
+        protocol: ProtocolVersion::V311,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: id.to_owned(),
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    };
+    match Client::handshake(stream, connect, MAX_PACKET).await? {
+        (client, ack) if !ack.reason_code.is_error() => Ok(client),
+        (_, ack) => bail!("{id}: the broker refused the connection: {ack:?}"),
     }
 }

@@ -66,7 +66,8 @@ pub(crate) async fn run(transport: &Transport, address: &str, load: Load) -> Res
     let per_subscriber = (load.publishers * load.messages) as u64;
     let mut subscribers = Vec::new();
     for s in 0..load.subscribers {
-        let mut client = Client::open(transport, address, &format!("bench-sub-{s}")).await?;
+        let mut client =
+            crate::mqtt_conn::open(transport, address, &format!("bench-sub-{s}")).await?;
         client.queue(&Packet::Subscribe(Subscribe {
             packet_id: packet_id(0),
             subscriptions: vec![Subscription {
@@ -84,7 +85,7 @@ pub(crate) async fn run(transport: &Transport, address: &str, load: Load) -> Res
     }
     let mut publishers = Vec::new();
     for p in 0..load.publishers {
-        let client = Client::open(transport, address, &format!("bench-pub-{p}")).await?;
+        let client = crate::mqtt_conn::open(transport, address, &format!("bench-pub-{p}")).await?;
         publishers.push(client);
     }
     let started = epoch.elapsed();
@@ -142,7 +143,7 @@ async fn publish(mut client: Client, load: Load, epoch: Instant) -> Result<()> {
             properties: Properties::default(),
         }))?;
         if load.qos == QoS::AtMostOnce {
-            if client.out.len() >= 32 << 10 || n + 1 == load.messages {
+            if client.queued_bytes() >= 32 << 10 || n + 1 == load.messages {
                 client.flush().await?;
             }
             continue;
@@ -198,7 +199,7 @@ async fn subscribe(
             }))?;
         }
         // Acknowledgements go out in batches, and always before waiting for more.
-        if client.out.len() >= 4 << 10 || client.buf.is_empty() {
+        if client.queued_bytes() >= 4 << 10 || client.buffered_bytes() == 0 {
             client.flush().await?;
         }
     }

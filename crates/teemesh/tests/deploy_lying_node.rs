@@ -94,6 +94,7 @@ async fn lying_node(claimed: [u8; 32], seen: Arc<Mutex<Seen>>) -> String {
                                 queued_outputs: 0,
                                 dropped_outputs: 0,
                                 connections: Vec::new(),
+                                topics: Vec::new(),
                             }))
                         }
                         Op::Claims { module } => {

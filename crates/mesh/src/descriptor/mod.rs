@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use attest::policy::AppraisalPolicy;
 
 pub use model::{
-    Address, AppSpec, AppraisalRules, ConnectionSpec, Interval, Language, ModuleCode,
-    ModuleMeasurement, ModuleSpec, NAME_PATTERN, Name, NodeSpec, PeriodicSpec, Platform,
-    PolicySpec, PortKind, PortRef, Protection,
+    Address, AppSpec, AppraisalRules, BrokerSpec, ConnectionSpec, EndSpec, Interval, Language,
+    ModuleCode, ModuleMeasurement, ModuleSpec, NAME_PATTERN, Name, NodeSpec, PeriodicSpec,
+    Platform, PolicySpec, PortKind, PortRef, Protection, TopicEnd,
 };
 
 use crate::de::{NodeDeserializer, from_node};
@@ -86,6 +86,11 @@ impl Descriptor {
             .iter()
             .position(|n| n.name.as_str() == node)?;
         self.policies.get(index)
+    }
+
+    /// The broker named `name`.
+    pub fn broker(&self, name: &str) -> Option<&BrokerSpec> {
+        self.spec.brokers.iter().find(|b| b.name.as_str() == name)
     }
 
     /// The node a module runs on.

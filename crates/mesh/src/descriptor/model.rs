@@ -23,7 +23,11 @@ pub struct AppSpec {
     pub nodes: Vec<NodeSpec>,
     /// The modules and where they run.
     pub modules: Vec<ModuleSpec>,
-    /// Output→input and request→handler connections between modules.
+    /// The MQTT brokers that topic ends of connections name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brokers: Vec<BrokerSpec>,
+    /// Output→input and request→handler connections between modules, and output→topic and
+    /// topic→input connections through a broker.
     #[serde(default)]
     pub connections: Vec<ConnectionSpec>,
     /// The entries (`module.entry`) a user may call and the handlers (`module.handler`) a user
@@ -284,17 +288,132 @@ impl PortKind {
     }
 }
 
-/// A connection between two modules' ports.
+/// A connection between two modules' ports, or between a module's port and an MQTT topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSpec {
-    /// An output or a request, `module.port`.
-    pub from: PortRef,
-    /// An input (from an output) or a handler (from a request), `module.port`.
-    pub to: PortRef,
-    /// How events on it are protected end to end (default `encrypted`).
-    #[serde(default)]
-    pub protection: Protection,
+    /// An output or a request (`module.port`), or a topic filter a module's input subscribes to.
+    pub from: EndSpec,
+    /// An input (from an output or a topic) or a handler (from a request), `module.port`; or
+    /// the topic an output publishes on.
+    pub to: EndSpec,
+    /// How events on it are protected end to end (default `encrypted`). Not for a connection
+    /// with a topic end: the broker reads what it routes (attested TLS protects each hop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection: Option<Protection>,
+}
+
+impl ConnectionSpec {
+    /// The protection of a connection between two modules (the default when not written).
+    pub fn protection(&self) -> Protection {
+        self.protection.unwrap_or_default()
+    }
+}
+
+/// One end of a connection: a module's port, or a topic on a broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndSpec {
+    /// `module.port`.
+    Port(PortRef),
+    /// `{ broker: NAME, topic: TOPIC, qos: 0|1 }`.
+    Topic(TopicEnd),
+}
+
+impl EndSpec {
+    /// The port, if this end is one.
+    pub fn port(&self) -> Option<&PortRef> {
+        match self {
+            Self::Port(port) => Some(port),
+            Self::Topic(_) => None,
+        }
+    }
+
+    /// The topic end, if this end is one.
+    pub fn topic(&self) -> Option<&TopicEnd> {
+        match self {
+            Self::Port(_) => None,
+            Self::Topic(topic) => Some(topic),
+        }
+    }
+}
+
+impl fmt::Display for EndSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Port(port) => port.fmt(f),
+            Self::Topic(topic) => topic.fmt(f),
+        }
+    }
+}
+
+impl Serialize for EndSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Port(port) => port.serialize(s),
+            Self::Topic(topic) => topic.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EndSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EndVisitor;
+        impl<'de> Visitor<'de> for EndVisitor {
+            type Value = EndSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("module.port, or a topic end {broker, topic, qos}")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<EndSpec, E> {
+                PortRef::parse(text).map(EndSpec::Port).map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EndSpec, A::Error> {
+                TopicEnd::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(EndSpec::Topic)
+            }
+        }
+        d.deserialize_any(EndVisitor)
+    }
+}
+
+/// A topic on an MQTT broker, as one end of a connection: an output publishes on the topic
+/// name; an input subscribes to the topic filter (wildcards allowed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicEnd {
+    /// A broker of the descriptor's `brokers`.
+    pub broker: Name,
+    /// The topic name (publish) or filter (subscribe); checked by `mqtt::topic`.
+    pub topic: String,
+    /// The quality of service, 0 or 1 (default 1: at least once, resent until acknowledged).
+    #[serde(default = "qos_at_least_once")]
+    pub qos: u8,
+}
+
+fn qos_at_least_once() -> u8 {
+    1
+}
+
+impl fmt::Display for TopicEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "topic \"{}\" on {} (qos {})",
+            self.topic.escape_default(),
+            self.broker,
+            self.qos
+        )
+    }
+}
+
+/// An MQTT broker that topic ends name: a teemesh broker's attested TLS listener. Each node
+/// appraises it under its own peer policy, as it appraises other nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSpec {
+    /// The broker's name, unique in the descriptor.
+    pub name: Name,
+    /// `host:port` of its attested TLS (`atls`) listener.
+    pub address: Address,
 }
 
 /// End-to-end protection of a connection's events.

@@ -6,14 +6,17 @@
 //! kinds (so `module.port` has one meaning); an input has at most one source (one connection or
 //! one periodic event), so each event on it comes from one sender with one counter; a request
 //! goes to at most one handler (it gets one response); outputs may fan out and handlers may
-//! serve several requests.
+//! serve several requests. A topic end publishes an output or feeds an input (never a request
+//! or a handler), on a declared broker; an input fed by a topic has that as its one source.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use attest::policy::AppraisalPolicy;
 
-use super::model::{AppSpec, ModuleSpec, Platform, PolicySpec, PortKind, PortRef};
+use super::model::{
+    AppSpec, ConnectionSpec, EndSpec, ModuleSpec, Platform, PolicySpec, PortKind, PortRef, TopicEnd,
+};
 use super::{Located, ReadFile};
 use crate::error::{Error, FieldPath};
 
@@ -212,14 +215,134 @@ pub(super) fn check(
         Ok((module, kind))
     };
 
-    // Connections: output → input, request → handler; one source per input, one handler per
-    // request.
+    // Brokers: unique names and addresses; topic ends name one of them, with a topic that
+    // suits their direction and a QoS the bridge supports.
+    let mut broker_names = BTreeMap::new();
+    let mut broker_addresses = BTreeMap::new();
+    for (i, broker) in spec.brokers.iter().enumerate() {
+        let path = root.key("brokers").index(i);
+        if let Some(first) = broker_names.insert(broker.name.as_str(), i) {
+            return err(
+                path.key("name"),
+                format!(
+                    "duplicate broker name \"{}\" (also brokers[{first}])",
+                    broker.name
+                ),
+            );
+        }
+        if let Some(first) = broker_addresses.insert(broker.address.to_string(), i) {
+            return err(
+                path.key("address"),
+                format!("address {} is also brokers[{first}]'s", broker.address),
+            );
+        }
+    }
+    let check_topic_end = |path: &FieldPath, end: &TopicEnd, publish: bool| -> Result<(), Error> {
+        if !broker_names.contains_key(end.broker.as_str()) {
+            return Err(located.error(
+                path.key("broker"),
+                format!(
+                    "no broker named \"{}\" (brokers: {})",
+                    end.broker,
+                    list(spec.brokers.iter().map(|b| b.name.as_str()))
+                ),
+            ));
+        }
+        let checked = if publish {
+            mqtt::topic::validate_topic_name(&end.topic)
+        } else {
+            mqtt::topic::validate_topic_filter(&end.topic)
+        };
+        if let Err(e) = checked {
+            let role = if publish {
+                "an output publishes on a topic name"
+            } else {
+                "an input subscribes to a topic filter"
+            };
+            return Err(located.error(path.key("topic"), format!("{e} ({role})")));
+        }
+        if end.qos > 1 {
+            return Err(located.error(
+                path.key("qos"),
+                format!(
+                    "qos {} is not supported by topic ends; use 0 (at most once) or 1 (at least \
+                     once)",
+                    end.qos
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let check_no_protection = |path: &FieldPath, connection: &ConnectionSpec| {
+        if connection.protection.is_some() {
+            return Err(located.error(
+                path.key("protection"),
+                "protection is for connections between two modules; a broker reads the events \
+                 it routes (attested TLS protects each hop)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    };
+
+    // Connections: output → input, request → handler, output → topic, topic → input; one
+    // source per input, one handler per request.
     let mut input_sources: BTreeMap<String, String> = BTreeMap::new();
     let mut request_targets: BTreeMap<String, usize> = BTreeMap::new();
     for (i, connection) in spec.connections.iter().enumerate() {
         let path = root.key("connections").index(i);
-        let (_, from_kind) = resolve(&path.key("from"), &connection.from)?;
-        let (_, to_kind) = resolve(&path.key("to"), &connection.to)?;
+        let (from, to) = match (&connection.from, &connection.to) {
+            (EndSpec::Port(from), EndSpec::Port(to)) => (from, to),
+            (EndSpec::Topic(_), EndSpec::Topic(_)) => {
+                return err(
+                    path,
+                    "a connection has a module's port at one end at least; topic to topic is \
+                     the broker's routing"
+                        .into(),
+                );
+            }
+            (EndSpec::Port(from), EndSpec::Topic(topic)) => {
+                let (_, kind) = resolve(&path.key("from"), from)?;
+                if kind != PortKind::Output {
+                    return err(
+                        path.key("from"),
+                        format!(
+                            "{from} is {}; a connection to a topic goes from an output (its \
+                             events are published)",
+                            kind.with_article()
+                        ),
+                    );
+                }
+                check_topic_end(&path.key("to"), topic, true)?;
+                check_no_protection(&path, connection)?;
+                continue;
+            }
+            (EndSpec::Topic(topic), EndSpec::Port(to)) => {
+                check_topic_end(&path.key("from"), topic, false)?;
+                let (_, kind) = resolve(&path.key("to"), to)?;
+                if kind != PortKind::Input {
+                    return err(
+                        path.key("to"),
+                        format!(
+                            "{to} is {}; a connection from a topic goes to an input (it \
+                             subscribes)",
+                            kind.with_article()
+                        ),
+                    );
+                }
+                check_no_protection(&path, connection)?;
+                let source = format!("connections[{i}]");
+                if let Some(first) = input_sources.insert(to.to_string(), source) {
+                    return err(
+                        path.key("to"),
+                        format!("input {to} is already fed by {first}; an input has one source"),
+                    );
+                }
+                continue;
+            }
+        };
+        let (_, from_kind) = resolve(&path.key("from"), from)?;
+        let (_, to_kind) = resolve(&path.key("to"), to)?;
         let wanted = match from_kind {
             PortKind::Output => PortKind::Input,
             PortKind::Request => PortKind::Handler,
@@ -228,7 +351,7 @@ pub(super) fn check(
                     path.key("from"),
                     format!(
                         "{} is {}; a connection goes from an output or a request",
-                        connection.from,
+                        from,
                         other.with_article()
                     ),
                 );
@@ -239,9 +362,9 @@ pub(super) fn check(
                 path.key("to"),
                 format!(
                     "{} is {}; {} is {}, and {} connects to {}",
-                    connection.to,
+                    to,
                     to_kind.with_article(),
-                    connection.from,
+                    from,
                     from_kind.with_article(),
                     from_kind.with_article(),
                     wanted.with_article()
@@ -250,22 +373,22 @@ pub(super) fn check(
         }
         if to_kind == PortKind::Input {
             let source = format!("connections[{i}]");
-            if let Some(first) = input_sources.insert(connection.to.to_string(), source) {
+            if let Some(first) = input_sources.insert(to.to_string(), source) {
                 return err(
                     path.key("to"),
                     format!(
                         "input {} is already fed by {first}; an input has one source",
-                        connection.to
+                        to
                     ),
                 );
             }
-        } else if let Some(first) = request_targets.insert(connection.from.to_string(), i) {
+        } else if let Some(first) = request_targets.insert(from.to_string(), i) {
             return err(
                 path.key("from"),
                 format!(
                     "request {} is already connected by connections[{first}]; a request has one \
                      handler",
-                    connection.from
+                    from
                 ),
             );
         }
