@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
+use bytes::{Buf as _, BytesMut};
 use atls::{AtlsError, PeerAttestation};
 use mqtt::{ConnAck, Connect, Decoder, Packet, Properties, ProtocolVersion};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -13,6 +14,8 @@ use crate::atls_cmd::PeerRefused;
 
 /// Largest packet the clients accept.
 pub(crate) const MAX_PACKET: u32 = 1 << 20;
+/// The room a read is given (the receive buffer grows by this much when nearly full).
+const READ_ROOM: usize = 64 << 10;
 
 /// A client's byte stream.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -74,7 +77,7 @@ pub(crate) struct Client {
     stream: Box<dyn Stream>,
     version: ProtocolVersion,
     decoder: Decoder,
-    pub(crate) buf: Vec<u8>,
+    pub(crate) buf: BytesMut,
     pub(crate) out: Vec<u8>,
 }
 
@@ -108,7 +111,7 @@ impl Client {
             stream,
             version,
             decoder: Decoder::with_version(version, MAX_PACKET),
-            buf: Vec::with_capacity(64 << 10),
+            buf: BytesMut::with_capacity(64 << 10),
             out: Vec::with_capacity(64 << 10),
         };
         client.queue(&Packet::Connect(Box::new(connect)))?;
@@ -143,15 +146,18 @@ impl Client {
                 .decode(&self.buf)
                 .map_err(|e| anyhow::anyhow!("the broker sent a bad packet: {e}"))?
             {
-                self.buf.drain(..used);
+                // Consumed from the front without moving what follows.
+                self.buf.advance(used);
                 return Ok(packet);
             }
-            let mut chunk = [0u8; 16 << 10];
-            let n = self.stream.read(&mut chunk).await?;
+            // Read straight into the buffer, in large reads (16 KiB messages come back to back).
+            if self.buf.capacity() - self.buf.len() < READ_ROOM / 4 {
+                self.buf.reserve(READ_ROOM);
+            }
+            let n = self.stream.read_buf(&mut self.buf).await?;
             if n == 0 {
                 bail!("the broker closed the connection");
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 
