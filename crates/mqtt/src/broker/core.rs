@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::acl::{Action, Authorizer};
+use super::alias::TopicAliases;
 use super::config::Limits;
 use super::identity::ClientIdentity;
 use super::message::Message;
@@ -278,6 +279,11 @@ impl BrokerCore {
                 .maximum_packet_size
                 .map_or(MAX_PACKET_SIZE, NonZeroU32::get),
             topic_aliases: HashMap::new(),
+            // MQTT 5 only: a 3.1.1 CONNECT carries no properties.
+            aliases_out: TopicAliases::new(match version {
+                ProtocolVersion::V5 => connect.properties.topic_alias_maximum.unwrap_or(0),
+                ProtocolVersion::V311 => 0,
+            }),
         });
 
         let mut properties = Properties::default();

@@ -17,6 +17,7 @@
 //! ```
 
 mod acl;
+mod alias;
 mod auth;
 mod config;
 mod connection;

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::alias::{AliasUse, TopicAliases};
 use super::identity::ClientIdentity;
 use super::message::Message;
 use super::outlet::{Outlet, QueueFull};
@@ -34,6 +35,8 @@ pub(crate) struct Connection {
     pub(crate) max_packet_size: u32,
     /// Topic aliases the client set (MQTT 5, client to broker).
     pub(crate) topic_aliases: HashMap<u16, String>,
+    /// Topic aliases the broker set (MQTT 5, up to the client's Topic Alias Maximum).
+    pub(crate) aliases_out: TopicAliases,
 }
 
 /// A message waiting to be delivered, with what its subscription made of it.
@@ -535,13 +538,23 @@ pub(crate) fn encode(packet: &Packet, version: ProtocolVersion) -> Option<Bytes>
     }
 }
 
-/// Queues `publish` to the connection as its encoded head and its shared payload.
-/// `Err(TooLarge)` if the packet is larger than the client accepts (or cannot be encoded, a
-/// broker bug, logged).
+/// Queues `publish` to the connection as its encoded head and its shared payload, naming its
+/// topic by an alias where the client accepts them. `Err(TooLarge)` if the packet is larger
+/// than the client accepts (or cannot be encoded, a broker bug, logged).
 fn send_publish(
-    publish: Publish,
+    mut publish: Publish,
     connection: &mut Connection,
 ) -> Result<Result<(), QueueFull>, TooLarge> {
+    let topic = std::mem::take(&mut publish.topic);
+    let alias = connection.aliases_out.choose(&topic);
+    match alias {
+        AliasUse::None => publish.topic = topic,
+        AliasUse::Assign(alias) => {
+            publish.properties.topic_alias = Some(alias);
+            publish.topic = topic;
+        }
+        AliasUse::Reuse(alias) => publish.properties.topic_alias = Some(alias),
+    }
     let mut head = Vec::with_capacity(publish.topic.len() + 16);
     if let Err(e) = publish.encode_head(connection.version, &mut head) {
         tracing::error!("cannot encode a PUBLISH: {e}");
@@ -551,9 +564,18 @@ fn send_publish(
     if size > u64::from(connection.max_packet_size) {
         return Err(TooLarge);
     }
-    Ok(connection
+    let queued = connection
         .outlet
-        .send_parts(Bytes::from(head), publish.payload))
+        .send_parts(Bytes::from(head), publish.payload);
+    if queued.is_ok() && alias != AliasUse::None {
+        let topic = match alias {
+            AliasUse::Assign(_) => publish.topic,
+            _ => String::new(),
+        };
+        // Only a new assignment needs the topic; a reuse just marks the alias used.
+        connection.aliases_out.confirm(&topic, alias);
+    }
+    Ok(queued)
 }
 
 /// A packet larger than the client's Maximum Packet Size.
