@@ -23,6 +23,8 @@ use crate::{Connect, Decoder, Disconnect, Error, Packet, ProtocolVersion, Reason
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most bytes written in one batch.
 const WRITE_BATCH: usize = 64 * 1024;
+/// The longest a publisher is paused for a congested subscriber, per read.
+const PAUSE: Duration = Duration::from_millis(2);
 /// The most slices in one vectored write (well below every system's `IOV_MAX`).
 const MAX_SLICES: usize = 256;
 /// A read buffer larger than this is released once empty, so one big packet does not pin
@@ -64,7 +66,7 @@ where
         Ok(Err(ReadError::Closed)) | Err(_) => return,
     };
     let version = connect.protocol;
-    let (outlet, rx) = ChannelOutlet::new(shared.limits.outbound_queue);
+    let (outlet, rx) = ChannelOutlet::new(shared.limits.outbound_queue, shared.drained.clone());
     let outlet = Arc::new(outlet);
     let dyn_outlet: Arc<dyn Outlet> = outlet.clone();
 
@@ -264,6 +266,7 @@ where
     let mut read_size = ReadSize::new();
     read_size.reserve(buf, decoder);
     let mut room = buf.capacity() - buf.len();
+    let mut paused = false;
     let reason = loop {
         tokio::select! {
             reason = outlet.closed() => break reason,
@@ -273,11 +276,14 @@ where
             }
             first = rx.recv() => {
                 let Some(first) = first else { break None };
-                if write_batch(writer, first, &mut rx, &mut batch, &mut scratch).await.is_err() {
-                    return None;
+                match write_batch(writer, first, &mut rx, &mut batch, &mut scratch).await {
+                    Ok(written) => outlet.written(written),
+                    Err(_) => return None,
                 }
             }
-            read = reader.read_buf(buf) => {
+            // Backpressure: a subscriber of this client's last messages is behind.
+            () = pause(&shared.drained), if paused => paused = false,
+            read = reader.read_buf(buf), if !paused => {
                 match read {
                     Ok(0) | Err(_) => return None,
                     Ok(read) => read_size.observe(read, room),
@@ -301,6 +307,7 @@ where
                     if !Shared::commit(&mut core) {
                         return None;
                     }
+                    paused = core.take_congested();
                 }
                 packets.clear();
                 if let Flow::Close(reason) = flow {
@@ -356,7 +363,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     rx: &mut mpsc::Receiver<Outbound>,
     batch: &mut Vec<Outbound>,
     scratch: &mut Vec<u8>,
-) -> std::io::Result<()> {
+) -> std::io::Result<usize> {
     let mut size = first.len();
     batch.push(first);
     while size < WRITE_BATCH && batch.len() < MAX_SLICES / 2 {
@@ -390,7 +397,13 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     if scratch.capacity() > WRITE_BATCH * 2 {
         *scratch = Vec::new();
     }
-    result
+    result.map(|()| size)
+}
+
+/// Waits until a congested connection drains, or [`PAUSE`] at most (a drain may have come
+/// just before the wait began, and a stalled subscriber must not stop its publishers).
+async fn pause(drained: &tokio::sync::Notify) {
+    let _ = tokio::time::timeout(PAUSE, drained.notified()).await;
 }
 
 async fn write_all_vectored<W: AsyncWrite + Unpin>(

@@ -66,6 +66,8 @@ pub struct BrokerCore {
     counters: Arc<Counters>,
     assigned_prefix: String,
     assigned_count: u64,
+    /// See [`Self::take_congested`].
+    congested: bool,
 }
 
 impl std::fmt::Debug for BrokerCore {
@@ -103,6 +105,7 @@ impl BrokerCore {
             counters,
             assigned_prefix: prefix,
             assigned_count: 0,
+            congested: false,
         }
     }
 
@@ -604,8 +607,16 @@ impl BrokerCore {
                     &self.counters,
                     &mut self.journal,
                 );
+                self.congested |= session.is_congested();
             }
         }
+    }
+
+    /// Whether a delivery since the last call went to a congested connection: the shell then
+    /// pauses reading from the publisher a moment, so it cannot outrun its subscribers by
+    /// more than their queues.
+    pub fn take_congested(&mut self) -> bool {
+        std::mem::take(&mut self.congested)
     }
 
     fn publish_will(

@@ -520,6 +520,14 @@ impl Session {
         self.pump(now, counters, journal);
     }
 
+    /// Whether the live connection is behind: much is queued to its socket, or its QoS 1/2
+    /// quota is used up and messages wait.
+    pub(crate) fn is_congested(&self) -> bool {
+        self.connection
+            .as_ref()
+            .is_some_and(|c| c.outlet.is_congested() || !self.pending.is_empty())
+    }
+
     /// How many QoS 1/2 messages are in flight and queued.
     pub(crate) fn backlog(&self) -> (usize, usize) {
         (self.inflight.len(), self.pending.len())
