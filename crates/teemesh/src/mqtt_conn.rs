@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
-use bytes::{Buf as _, BytesMut};
 use atls::{AtlsError, PeerAttestation};
+use bytes::{Buf as _, BytesMut};
 use mqtt::{ConnAck, Connect, Decoder, Packet, Properties, ProtocolVersion};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
