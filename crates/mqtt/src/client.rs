@@ -3,9 +3,14 @@
 //! packets (QoS flows, resending, keep-alive) is its own business: the CLI's `mqtt pub | sub`,
 //! the load generator and the node's topic bridge each drive one of these.
 
+use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::{ConnAck, Connect, Decoder, Packet, ProtocolVersion};
+
+/// The room a read is given: the read buffer grows by this much when nearly full, so 16 KiB
+/// messages that come back to back are read in few, large reads.
+const READ_ROOM: usize = 64 << 10;
 
 /// Why a client connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +43,7 @@ pub struct Connection<S> {
     stream: S,
     version: ProtocolVersion,
     decoder: Decoder,
-    read_buf: Vec<u8>,
+    read_buf: BytesMut,
     write_buf: Vec<u8>,
 }
 
@@ -55,7 +60,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             stream,
             version,
             decoder: Decoder::with_version(version, max_packet),
-            read_buf: Vec::with_capacity(16 << 10),
+            read_buf: BytesMut::with_capacity(READ_ROOM),
             write_buf: Vec::with_capacity(16 << 10),
         };
         connection.queue(&Packet::Connect(Box::new(connect)))?;
@@ -110,15 +115,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 .decode(&self.read_buf)
                 .map_err(ConnectionError::BadPacket)?
             {
-                self.read_buf.drain(..used);
+                // Consumed from the front without moving what follows.
+                self.read_buf.advance(used);
                 return Ok(packet);
             }
-            let mut chunk = [0u8; 16 << 10];
-            let n = self.stream.read(&mut chunk).await?;
+            // Read straight into the buffer (cancel-safe: `read_buf` keeps what it read).
+            if self.read_buf.capacity() - self.read_buf.len() < READ_ROOM / 4 {
+                self.read_buf.reserve(READ_ROOM);
+            }
+            let n = self.stream.read_buf(&mut self.read_buf).await?;
             if n == 0 {
                 return Err(ConnectionError::Closed);
             }
-            self.read_buf.extend_from_slice(&chunk[..n]);
         }
     }
 

@@ -3,10 +3,11 @@
 //! the CONNECT timeout and keep alive. Memory per idle connection is a small read buffer and an
 //! empty queue.
 
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -15,7 +16,7 @@ use super::Shared;
 use super::connect_auth::{AuthRefusal, ConnectAuthenticator};
 use super::core::{Flow, refuse};
 use super::identity::{ClientIdentity, TransportIdentity};
-use super::outlet::{ChannelOutlet, Outlet};
+use super::outlet::{ChannelOutlet, Outbound, Outlet};
 use super::session::encode;
 use crate::{
     ConnAck, Connect, Decoder, Disconnect, Error, Packet, Properties, ProtocolVersion, ReasonCode,
@@ -25,9 +26,16 @@ use crate::{
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most bytes written in one batch.
 const WRITE_BATCH: usize = 64 * 1024;
+/// The longest a publisher is paused for a congested subscriber, per read.
+const PAUSE: Duration = Duration::from_millis(2);
+/// The most slices in one vectored write (well below every system's `IOV_MAX`).
+const MAX_SLICES: usize = 256;
 /// A read buffer larger than this is released once empty, so one big packet does not pin
 /// memory on an idle connection.
 const KEEP_BUFFER: usize = 16 * 1024;
+/// The least and the most room a read is given (a larger packet takes several reads).
+const MIN_READ: usize = 64;
+const MAX_READ: usize = 64 * 1024;
 
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
@@ -65,7 +73,7 @@ pub(crate) async fn run<S>(
         Ok(Err(ReadError::Closed)) | Err(_) => return,
     };
     let version = connect.protocol;
-    let (outlet, rx) = ChannelOutlet::new(shared.limits.outbound_queue);
+    let (outlet, rx) = ChannelOutlet::new(shared.limits.outbound_queue, shared.drained.clone());
     let outlet = Arc::new(outlet);
     let dyn_outlet: Arc<dyn Outlet> = outlet.clone();
 
@@ -161,11 +169,51 @@ async fn read_connect<R: AsyncRead + Unpin>(
 
 /// Room for the rest of the packet being read, once its fixed header says how long it is.
 fn reserve_for_packet(buf: &mut BytesMut, decoder: &Decoder) {
-    let needed = match decoder.fixed_header(buf) {
+    buf.reserve(packet_rest(buf, decoder).clamp(MIN_READ, MAX_READ));
+}
+
+/// The bytes of the packet at the start of `buf` not read yet (0 if its header is incomplete).
+fn packet_rest(buf: &BytesMut, decoder: &Decoder) -> usize {
+    match decoder.fixed_header(buf) {
         Ok(Some(header)) => header.packet_len().saturating_sub(buf.len()),
         _ => 0,
-    };
-    buf.reserve(needed.clamp(64, 64 * 1024));
+    }
+}
+
+/// How much room to give the next read: while reads fill what they are given, more is
+/// waiting, so the room doubles (a stream of 16 KiB packets is read in 64 KiB chunks rather
+/// than a header first and then the rest); when they do not, it halves, so a quiet connection
+/// holds a small buffer.
+#[derive(Debug)]
+struct ReadSize {
+    hint: usize,
+    /// Whether the last read filled its room (the peer was ahead of us).
+    filled: bool,
+}
+
+impl ReadSize {
+    fn new() -> Self {
+        Self {
+            hint: MIN_READ,
+            filled: false,
+        }
+    }
+
+    /// Makes room in `buf` for the next read.
+    fn reserve(&self, buf: &mut BytesMut, decoder: &Decoder) {
+        let room = packet_rest(buf, decoder).max(self.hint).min(MAX_READ);
+        buf.reserve(room);
+    }
+
+    /// Learns from a read of `read` bytes into `room` bytes of spare capacity.
+    fn observe(&mut self, read: usize, room: usize) {
+        self.filled = read >= room;
+        if self.filled {
+            self.hint = (self.hint * 2).min(MAX_READ);
+        } else if read < room / 4 {
+            self.hint = (self.hint / 2).max(MIN_READ);
+        }
+    }
 }
 
 /// Why a CONNECT was refused: a bare reason code, or an authentication refusal whose reason
@@ -271,7 +319,7 @@ async fn serve<R, W>(
     buf: &mut BytesMut,
     decoder: &mut Decoder,
     outlet: &ChannelOutlet,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Outbound>,
     version: ProtocolVersion,
 ) -> Option<ReasonCode>
 where
@@ -284,6 +332,11 @@ where
     let deadline = tokio::time::sleep(grace.unwrap_or(far));
     tokio::pin!(deadline);
     let mut packets = Vec::new();
+    let (mut batch, mut scratch) = (Vec::new(), Vec::new());
+    let mut read_size = ReadSize::new();
+    read_size.reserve(buf, decoder);
+    let mut room = buf.capacity() - buf.len();
+    let mut paused = false;
     let reason = loop {
         tokio::select! {
             reason = outlet.closed() => break reason,
@@ -293,14 +346,17 @@ where
             }
             first = rx.recv() => {
                 let Some(first) = first else { break None };
-                if write_batch(writer, first, &mut rx).await.is_err() {
-                    return None;
+                match write_batch(writer, first, &mut rx, &mut batch, &mut scratch).await {
+                    Ok(written) => outlet.written(written),
+                    Err(_) => return None,
                 }
             }
-            read = reader.read_buf(buf) => {
+            // Backpressure: a subscriber of this client's last messages is behind.
+            () = pause(&shared.drained), if paused => paused = false,
+            read = reader.read_buf(buf), if !paused => {
                 match read {
                     Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
+                    Ok(read) => read_size.observe(read, room),
                 }
                 if let Some(grace) = grace {
                     deadline.as_mut().reset(Instant::now() + grace);
@@ -321,6 +377,7 @@ where
                     if !Shared::commit(&mut core) {
                         return None;
                     }
+                    paused = core.take_congested();
                 }
                 packets.clear();
                 if let Flow::Close(reason) = flow {
@@ -331,10 +388,12 @@ where
                     shared.counters.protocol_errors.inc();
                     break Some(disconnect_reason(&e));
                 }
-                if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
+                // Caught up with the client: a large buffer goes back.
+                if buf.is_empty() && buf.capacity() > KEEP_BUFFER && !read_size.filled {
                     *buf = BytesMut::new();
                 }
-                reserve_for_packet(buf, decoder);
+                read_size.reserve(buf, decoder);
+                room = buf.capacity() - buf.len();
             }
         }
     };
@@ -365,43 +424,84 @@ fn disconnect_reason(e: &Error) -> ReasonCode {
     }
 }
 
+/// Writes `first` and whatever else is queued, up to [`WRITE_BATCH`] bytes, in one go: as
+/// one vectored write where the stream takes them (payloads are written from where they are,
+/// shared by every subscriber), else copied into `scratch` once.
 async fn write_batch<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    first: Bytes,
-    rx: &mut mpsc::Receiver<Bytes>,
-) -> std::io::Result<()> {
+    first: Outbound,
+    rx: &mut mpsc::Receiver<Outbound>,
+    batch: &mut Vec<Outbound>,
+    scratch: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let mut size = first.len();
+    batch.push(first);
+    while size < WRITE_BATCH && batch.len() < MAX_SLICES / 2 {
+        let Ok(next) = rx.try_recv() else { break };
+        size += next.len();
+        batch.push(next);
+    }
     let write = async {
-        let mut batch: Option<Vec<u8>> = None;
-        let mut size = first.len();
-        while size < WRITE_BATCH {
-            let Ok(next) = rx.try_recv() else { break };
-            size += next.len();
-            batch
-                .get_or_insert_with(|| first.to_vec())
-                .extend_from_slice(&next);
-        }
-        match &batch {
-            Some(bytes) => writer.write_all(bytes).await?,
-            None => writer.write_all(&first).await?,
+        if writer.is_write_vectored() {
+            let mut slices: Vec<IoSlice<'_>> = batch
+                .iter()
+                .flat_map(|o| [&o.head[..], &o.payload[..]])
+                .filter(|part| !part.is_empty())
+                .map(IoSlice::new)
+                .collect();
+            write_all_vectored(writer, &mut slices).await?;
+        } else {
+            scratch.clear();
+            for outbound in batch.iter() {
+                scratch.extend_from_slice(&outbound.head);
+                scratch.extend_from_slice(&outbound.payload);
+            }
+            writer.write_all(scratch).await?;
         }
         writer.flush().await
     };
-    tokio::time::timeout(WRITE_TIMEOUT, write)
+    let result = tokio::time::timeout(WRITE_TIMEOUT, write)
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?;
+    batch.clear();
+    if scratch.capacity() > WRITE_BATCH * 2 {
+        *scratch = Vec::new();
+    }
+    result.map(|()| size)
+}
+
+/// Waits until a congested connection drains, or [`PAUSE`] at most (a drain may have come
+/// just before the wait began, and a stalled subscriber must not stop its publishers).
+async fn pause(drained: &tokio::sync::Notify) {
+    let _ = tokio::time::timeout(PAUSE, drained.notified()).await;
+}
+
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    mut slices: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        let written = writer.write_vectored(slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, written);
+    }
+    Ok(())
 }
 
 /// Writes what is still queued, then a DISCONNECT with `reason` (MQTT 5), then closes.
 async fn finish<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Outbound>,
     version: ProtocolVersion,
     reason: Option<ReasonCode>,
 ) {
     rx.close();
     let drain = async {
-        while let Ok(bytes) = rx.try_recv() {
-            writer.write_all(&bytes).await?;
+        while let Ok(outbound) = rx.try_recv() {
+            writer.write_all(&outbound.head).await?;
+            writer.write_all(&outbound.payload).await?;
         }
         if let (ProtocolVersion::V5, Some(reason)) = (version, reason)
             && let Some(bytes) = encode(&Packet::Disconnect(Disconnect::new(reason)), version)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::acl::{Action, Authorizer};
+use super::alias::TopicAliases;
 use super::config::Limits;
 use super::identity::ClientIdentity;
 use super::message::Message;
@@ -65,6 +66,8 @@ pub struct BrokerCore {
     counters: Arc<Counters>,
     assigned_prefix: String,
     assigned_count: u64,
+    /// See [`Self::take_congested`].
+    congested: bool,
 }
 
 impl std::fmt::Debug for BrokerCore {
@@ -102,6 +105,7 @@ impl BrokerCore {
             counters,
             assigned_prefix: prefix,
             assigned_count: 0,
+            congested: false,
         }
     }
 
@@ -278,6 +282,11 @@ impl BrokerCore {
                 .maximum_packet_size
                 .map_or(MAX_PACKET_SIZE, NonZeroU32::get),
             topic_aliases: HashMap::new(),
+            // MQTT 5 only: a 3.1.1 CONNECT carries no properties.
+            aliases_out: TopicAliases::new(match version {
+                ProtocolVersion::V5 => connect.properties.topic_alias_maximum.unwrap_or(0),
+                ProtocolVersion::V311 => 0,
+            }),
         });
 
         let mut properties = Properties::default();
@@ -598,8 +607,16 @@ impl BrokerCore {
                     &self.counters,
                     &mut self.journal,
                 );
+                self.congested |= session.is_congested();
             }
         }
+    }
+
+    /// Whether a delivery since the last call went to a congested connection: the shell then
+    /// pauses reading from the publisher a moment, so it cannot outrun its subscribers by
+    /// more than their queues.
+    pub fn take_congested(&mut self) -> bool {
+        std::mem::take(&mut self.congested)
     }
 
     fn publish_will(

@@ -17,6 +17,7 @@
 //! ```
 
 mod acl;
+mod alias;
 mod auth;
 mod config;
 mod connect_auth;
@@ -84,6 +85,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Arc<Counters>,
     next_conn: AtomicU64,
     pub(crate) live: AtomicUsize,
+    /// Told when a congested connection has drained: publishers paused for it go on.
+    pub(crate) drained: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -174,6 +177,7 @@ impl Broker {
             counters,
             next_conn: AtomicU64::new(1),
             live: AtomicUsize::new(0),
+            drained: Arc::new(tokio::sync::Notify::new()),
         });
         let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {

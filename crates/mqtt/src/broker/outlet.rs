@@ -1,7 +1,8 @@
 //! The broker core's way out to one connection: bounded, never blocking. The core pushes
 //! encoded packets and close requests; the connection task writes them to its socket.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
@@ -17,21 +18,56 @@ pub struct QueueFull;
 pub trait Outlet: Send + Sync {
     /// Queues an encoded packet; `Err(QueueFull)` when the connection's queue is full.
     fn send(&self, packet: Bytes) -> Result<(), QueueFull>;
+    /// Queues a packet given in two parts, its head and then its payload: a PUBLISH whose
+    /// payload every delivery shares, so it is written from where it is and never copied per
+    /// subscriber. The default joins the two.
+    fn send_parts(&self, head: Bytes, payload: Bytes) -> Result<(), QueueFull> {
+        let mut joined = Vec::with_capacity(head.len() + payload.len());
+        joined.extend_from_slice(&head);
+        joined.extend_from_slice(&payload);
+        self.send(Bytes::from(joined))
+    }
+    /// Whether far more is queued to the connection than it is writing: the core then asks the
+    /// publishers feeding it to pause (backpressure, so latency does not grow with a queue).
+    fn is_congested(&self) -> bool {
+        false
+    }
     /// Asks the connection to close, after a DISCONNECT with `reason` when its protocol can
     /// say it (`None`: close without one). Idempotent: the first reason wins.
     fn close(&self, reason: Option<ReasonCode>);
 }
 
+/// One queued packet: its head, then its payload (empty for all but a PUBLISH).
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    pub(crate) head: Bytes,
+    pub(crate) payload: Bytes,
+}
+
+impl Outbound {
+    pub(crate) fn len(&self) -> usize {
+        self.head.len() + self.payload.len()
+    }
+}
+
 /// The [`Outlet`] of a connection task: a bounded channel and a close signal.
 #[derive(Debug)]
 pub(crate) struct ChannelOutlet {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Outbound>,
     close: Mutex<Option<Option<ReasonCode>>>,
     closed: Notify,
+    /// Bytes queued and not yet written.
+    queued: AtomicUsize,
+    /// Told when any congested connection has drained (shared by the broker's connections).
+    drained: Arc<Notify>,
 }
 
+/// Queued bytes above which a connection is congested, and below which it has drained.
+const CONGESTED: usize = 512 * 1024;
+const DRAINED: usize = 128 * 1024;
+
 impl ChannelOutlet {
-    pub(crate) fn new(capacity: usize) -> (Self, mpsc::Receiver<Bytes>) {
+    pub(crate) fn new(capacity: usize, drained: Arc<Notify>) -> (Self, mpsc::Receiver<Outbound>) {
         // tokio's bounded channel allocates its slots in blocks as they fill, so an idle
         // connection's queue costs little whatever its capacity.
         let (tx, rx) = mpsc::channel(capacity.max(1));
@@ -39,8 +75,18 @@ impl ChannelOutlet {
             tx,
             close: Mutex::new(None),
             closed: Notify::new(),
+            queued: AtomicUsize::new(0),
+            drained,
         };
         (outlet, rx)
+    }
+
+    /// `bytes` of what was queued have been written.
+    pub(crate) fn written(&self, bytes: usize) {
+        let before = self.queued.fetch_sub(bytes, Ordering::Relaxed);
+        if before > DRAINED && before.saturating_sub(bytes) <= DRAINED {
+            self.drained.notify_waiters();
+        }
     }
 
     /// Waits for a close request and returns its reason.
@@ -56,7 +102,19 @@ impl ChannelOutlet {
 
 impl Outlet for ChannelOutlet {
     fn send(&self, packet: Bytes) -> Result<(), QueueFull> {
-        self.tx.try_send(packet).map_err(|_| QueueFull)
+        self.send_parts(packet, Bytes::new())
+    }
+
+    fn send_parts(&self, head: Bytes, payload: Bytes) -> Result<(), QueueFull> {
+        let outbound = Outbound { head, payload };
+        let len = outbound.len();
+        self.tx.try_send(outbound).map_err(|_| QueueFull)?;
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn is_congested(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) > CONGESTED
     }
 
     fn close(&self, reason: Option<ReasonCode>) {

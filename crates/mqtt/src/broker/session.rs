@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::alias::{AliasUse, TopicAliases};
 use super::identity::ClientIdentity;
 use super::message::Message;
-use super::outlet::Outlet;
+use super::outlet::{Outlet, QueueFull};
 use super::persistence::{Change, Journal, MessageState, SessionRecord, StoredSession};
 use super::stats::Counters;
 use crate::{
-    Acknowledgement, Packet, PacketId, ProtocolVersion, PublishQos, QoS, ReasonCode,
+    Acknowledgement, Packet, PacketId, ProtocolVersion, Publish, PublishQos, QoS, ReasonCode,
     SubscriptionId, Will,
 };
 
@@ -34,6 +35,8 @@ pub(crate) struct Connection {
     pub(crate) max_packet_size: u32,
     /// Topic aliases the client set (MQTT 5, client to broker).
     pub(crate) topic_aliases: HashMap<u16, String>,
+    /// Topic aliases the broker set (MQTT 5, up to the client's Topic Alias Maximum).
+    pub(crate) aliases_out: TopicAliases,
 }
 
 /// A message waiting to be delivered, with what its subscription made of it.
@@ -297,7 +300,7 @@ impl Session {
             return;
         }
         if delivery.qos == QoS::AtMostOnce {
-            let Some(connection) = &self.connection else {
+            let Some(connection) = self.connection.as_mut() else {
                 counters.dropped_offline_qos0.inc();
                 return;
             };
@@ -308,14 +311,10 @@ impl Session {
                 &delivery.subscription_ids,
                 now,
             );
-            let Some(bytes) = encode_within(&Packet::Publish(publish), connection) else {
-                counters.dropped_too_large.inc();
-                return;
-            };
-            if connection.outlet.send(bytes).is_err() {
-                counters.dropped_queue_full.inc();
-            } else {
-                counters.messages_out.inc();
+            match send_publish(publish, connection) {
+                Err(TooLarge) => counters.dropped_too_large.inc(),
+                Ok(Err(QueueFull)) => counters.dropped_queue_full.inc(),
+                Ok(Ok(())) => counters.messages_out.inc(),
             }
             return;
         }
@@ -349,23 +348,11 @@ impl Session {
         journal: &mut Journal,
     ) {
         let Some(id) = self.allocate_packet_id() else {
-            self.journal_message(
-                journal,
-                queued.seq,
-                MessageState::Queued,
-                Some(queued.delivery.clone()),
-            );
-            self.pending.push_front(queued);
+            self.requeue(queued, journal);
             return;
         };
-        let Some(connection) = &self.connection else {
-            self.journal_message(
-                journal,
-                queued.seq,
-                MessageState::Queued,
-                Some(queued.delivery.clone()),
-            );
-            self.pending.push_front(queued);
+        let Some(connection) = self.connection.as_mut() else {
+            self.requeue(queued, journal);
             return;
         };
         let Queued { seq, delivery } = queued;
@@ -376,20 +363,20 @@ impl Session {
             &delivery.subscription_ids,
             now,
         );
-        let Some(bytes) = encode_within(&Packet::Publish(publish), connection) else {
-            // §3.1.2.25: a message too large for the client is discarded, as if delivered.
-            counters.dropped_too_large.inc();
-            self.journal_message_gone(journal, seq);
-            return;
-        };
-        let sent = connection.outlet.send(bytes).is_ok();
-        if sent {
-            counters.messages_out.inc();
-        } else {
-            // A slow consumer: it keeps the message for a resend and loses the connection,
-            // so it never stalls the broker.
-            counters.slow_consumers_disconnected.inc();
-            connection.outlet.close(Some(ReasonCode::QuotaExceeded));
+        match send_publish(publish, connection) {
+            Err(TooLarge) => {
+                // §3.1.2.25: a message too large for the client is discarded, as if delivered.
+                counters.dropped_too_large.inc();
+                self.journal_message_gone(journal, seq);
+                return;
+            }
+            Ok(Ok(())) => counters.messages_out.inc(),
+            Ok(Err(QueueFull)) => {
+                // A slow consumer: it keeps the message for a resend and loses the connection,
+                // so it never stalls the broker.
+                counters.slow_consumers_disconnected.inc();
+                connection.outlet.close(Some(ReasonCode::QuotaExceeded));
+            }
         }
         self.journal_message(
             journal,
@@ -402,6 +389,17 @@ impl Session {
             seq,
             state: InflightState::Published(delivery),
         });
+    }
+
+    /// Puts a delivery that could not be sent back at the head of the queue.
+    fn requeue(&mut self, queued: Queued, journal: &mut Journal) {
+        self.journal_message(
+            journal,
+            queued.seq,
+            MessageState::Queued,
+            Some(queued.delivery.clone()),
+        );
+        self.pending.push_front(queued);
     }
 
     fn allocate_packet_id(&mut self) -> Option<PacketId> {
@@ -489,29 +487,45 @@ impl Session {
     /// Resends everything in flight after a reconnection (PUBLISH with DUP, PUBREL), then
     /// what is queued.
     pub(crate) fn resume(&mut self, now: Instant, counters: &Counters, journal: &mut Journal) {
-        let Some(connection) = &self.connection else {
+        let Some(connection) = self.connection.as_mut() else {
             return;
         };
         for inflight in &self.inflight {
-            let packet = match &inflight.state {
-                InflightState::Published(delivery) => Packet::Publish(delivery.message.to_publish(
-                    PublishQos::new(delivery.qos, inflight.id),
-                    delivery.retain,
-                    true,
-                    &delivery.subscription_ids,
-                    now,
-                )),
-                InflightState::Released => Packet::PubRel(Acknowledgement::success(inflight.id)),
+            let queued = match &inflight.state {
+                InflightState::Published(delivery) => {
+                    let publish = delivery.message.to_publish(
+                        PublishQos::new(delivery.qos, inflight.id),
+                        delivery.retain,
+                        true,
+                        &delivery.subscription_ids,
+                        now,
+                    );
+                    // One too large for the client now is skipped, as it was when first sent.
+                    send_publish(publish, connection).unwrap_or(Ok(()))
+                }
+                InflightState::Released => match encode(
+                    &Packet::PubRel(Acknowledgement::success(inflight.id)),
+                    connection.version,
+                ) {
+                    Some(bytes) => connection.outlet.send(bytes),
+                    None => Ok(()),
+                },
             };
-            if let Some(bytes) = encode_within(&packet, connection)
-                && connection.outlet.send(bytes).is_err()
-            {
+            if queued.is_err() {
                 counters.slow_consumers_disconnected.inc();
                 connection.outlet.close(Some(ReasonCode::QuotaExceeded));
                 return;
             }
         }
         self.pump(now, counters, journal);
+    }
+
+    /// Whether the live connection is behind: much is queued to its socket, or its QoS 1/2
+    /// quota is used up and messages wait.
+    pub(crate) fn is_congested(&self) -> bool {
+        self.connection
+            .as_ref()
+            .is_some_and(|c| c.outlet.is_congested() || !self.pending.is_empty())
     }
 
     /// How many QoS 1/2 messages are in flight and queued.
@@ -532,8 +546,45 @@ pub(crate) fn encode(packet: &Packet, version: ProtocolVersion) -> Option<Bytes>
     }
 }
 
-/// `packet` encoded for the connection, `None` if it is larger than the client accepts.
-fn encode_within(packet: &Packet, connection: &Connection) -> Option<Bytes> {
-    let bytes = encode(packet, connection.version)?;
-    (bytes.len() as u64 <= u64::from(connection.max_packet_size)).then_some(bytes)
+/// Queues `publish` to the connection as its encoded head and its shared payload, naming its
+/// topic by an alias where the client accepts them. `Err(TooLarge)` if the packet is larger
+/// than the client accepts (or cannot be encoded, a broker bug, logged).
+fn send_publish(
+    mut publish: Publish,
+    connection: &mut Connection,
+) -> Result<Result<(), QueueFull>, TooLarge> {
+    let topic = std::mem::take(&mut publish.topic);
+    let alias = connection.aliases_out.choose(&topic);
+    match alias {
+        AliasUse::None => publish.topic = topic,
+        AliasUse::Assign(alias) => {
+            publish.properties.topic_alias = Some(alias);
+            publish.topic = topic;
+        }
+        AliasUse::Reuse(alias) => publish.properties.topic_alias = Some(alias),
+    }
+    let mut head = Vec::with_capacity(publish.topic.len() + 16);
+    if let Err(e) = publish.encode_head(connection.version, &mut head) {
+        tracing::error!("cannot encode a PUBLISH: {e}");
+        return Err(TooLarge);
+    }
+    let size = head.len() as u64 + publish.payload.len() as u64;
+    if size > u64::from(connection.max_packet_size) {
+        return Err(TooLarge);
+    }
+    let queued = connection
+        .outlet
+        .send_parts(Bytes::from(head), publish.payload);
+    if queued.is_ok() && alias != AliasUse::None {
+        let topic = match alias {
+            AliasUse::Assign(_) => publish.topic,
+            _ => String::new(),
+        };
+        // Only a new assignment needs the topic; a reuse just marks the alias used.
+        connection.aliases_out.confirm(&topic, alias);
+    }
+    Ok(queued)
 }
+
+/// A packet larger than the client's Maximum Packet Size.
+struct TooLarge;

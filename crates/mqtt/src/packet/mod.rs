@@ -103,6 +103,12 @@ impl Packet {
     /// Everything the decoder refuses, the encoder refuses too, so for every packet this
     /// encodes, [`crate::decode`] with the same version gives the packet back.
     pub fn encode(&self, version: ProtocolVersion, out: &mut Vec<u8>) -> Result<(), Error> {
+        if let Self::Publish(publish) = self {
+            // The head first, then the payload once: no move of a large body.
+            publish.encode_head(version, out)?;
+            out.extend_from_slice(&publish.payload);
+            return Ok(());
+        }
         let start = out.len();
         let result = self.encode_framed(version, out, start);
         if result.is_err() {
@@ -132,7 +138,11 @@ impl Packet {
         match self {
             Self::Connect(connect) => connect.encode_body(out)?,
             Self::ConnAck(ack) => ack.encode_body(version, out)?,
-            Self::Publish(publish) => publish.encode_body(version, out)?,
+            // `encode` takes the shorter way; this one is kept whole for clarity.
+            Self::Publish(publish) => {
+                publish.encode_variable_header(version, out)?;
+                out.extend_from_slice(&publish.payload);
+            }
             Self::PubAck(ack) | Self::PubRec(ack) | Self::PubRel(ack) | Self::PubComp(ack) => {
                 ack.encode_body(packet, version, out)?;
             }

@@ -140,7 +140,41 @@ impl Publish {
         })
     }
 
-    pub(crate) fn encode_body(
+    /// The PUBLISH without its payload: the fixed header (whose remaining length counts the
+    /// payload), topic, packet identifier and properties. Followed by `self.payload` these are
+    /// exactly [`crate::Packet::encode`]'s bytes, so a payload shared by many deliveries is
+    /// written from where it is instead of being copied into each one.
+    pub fn encode_head(&self, version: ProtocolVersion, out: &mut Vec<u8>) -> Result<(), Error> {
+        let start = out.len();
+        let result = self.encode_head_at(version, out, start);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
+    fn encode_head_at(
+        &self,
+        version: ProtocolVersion,
+        out: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), Error> {
+        self.encode_variable_header(version, out)?;
+        let body_len = out.len() - start + self.payload.len();
+        let remaining = u32::try_from(body_len)
+            .ok()
+            .filter(|len| *len <= crate::MAX_VARIABLE_INTEGER)
+            .ok_or(Error::RemainingLengthTooLarge(body_len))?;
+        let mut header = Vec::with_capacity(5);
+        header.push(((PacketType::Publish as u8) << 4) | self.flags());
+        wire::put_variable_integer(&mut header, remaining);
+        // Only the variable header moves, never the payload.
+        out.splice(start..start, header);
+        Ok(())
+    }
+
+    /// Topic, packet identifier and properties.
+    pub(crate) fn encode_variable_header(
         &self,
         version: ProtocolVersion,
         out: &mut Vec<u8>,
@@ -161,7 +195,6 @@ impl Publish {
         if version == ProtocolVersion::V5 {
             self.properties.encode(out, PropertyContext::Publish)?;
         }
-        out.extend_from_slice(&self.payload);
         Ok(())
     }
 }

@@ -347,3 +347,171 @@ async fn an_authentication_method_without_an_authenticator_is_refused_with_its_r
     let (_, ack) = Client::connect_with(broker.addr, connect_packet(V5, "scram", true)).await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
 }
+
+/// A CONNECT accepting up to `alias_max` topic aliases from the broker.
+fn connect_with_aliases(client_id: &str, alias_max: u16, clean: bool) -> mqtt::Connect {
+    let mut connect = connect_packet(V5, client_id, clean);
+    connect.properties.topic_alias_maximum = Some(alias_max);
+    connect.properties.session_expiry_interval = Some(300);
+    connect
+}
+
+/// The client's side of the broker's topic aliases: resolves each PUBLISH's topic as
+/// §3.3.2.3.4 says and checks every alias is within the maximum the client gave.
+struct AliasesSeen {
+    max: u16,
+    topics: std::collections::HashMap<u16, String>,
+}
+
+impl AliasesSeen {
+    fn new(max: u16) -> Self {
+        Self {
+            max,
+            topics: std::collections::HashMap::new(),
+        }
+    }
+
+    fn resolve(&mut self, publish: &mqtt::Publish) -> String {
+        let Some(alias) = publish.properties.topic_alias else {
+            assert!(!publish.topic.is_empty(), "no topic and no alias");
+            return publish.topic.clone();
+        };
+        assert!(alias.get() <= self.max, "alias {alias} above {}", self.max);
+        if publish.topic.is_empty() {
+            self.topics
+                .get(&alias.get())
+                .cloned()
+                .unwrap_or_else(|| panic!("alias {alias} used before it was set"))
+        } else {
+            self.topics.insert(alias.get(), publish.topic.clone());
+            publish.topic.clone()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_alias_to_client_topic_first_then_alias_only() {
+    let broker = start_default().await;
+    let (mut sub, ack) =
+        Client::connect_with(broker.addr, connect_with_aliases("sub", 2, true)).await;
+    assert_eq!(ack.reason_code, ReasonCode::Success);
+    sub.subscribe("alias/#", QoS::AtMostOnce).await;
+    let mut publisher = Client::connect(broker.addr, V5, "pub").await;
+    for payload in ["1", "2", "3"] {
+        publisher
+            .publish(publish("alias/long/topic", payload, PublishQos::AtMostOnce))
+            .await;
+    }
+    let first = sub.recv_publish().await;
+    assert_eq!(first.topic, "alias/long/topic");
+    let alias = first
+        .properties
+        .topic_alias
+        .expect("an alias with the topic");
+    assert!(alias.get() <= 2);
+    for payload in [b"2", b"3"] {
+        let next = sub.recv_publish().await;
+        assert_eq!(next.topic, "", "the alias alone");
+        assert_eq!(next.properties.topic_alias, Some(alias));
+        assert_eq!(&next.payload[..], payload);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_aliases_to_client_three_topics_with_two_aliases() {
+    let broker = start_default().await;
+    let (mut sub, _) =
+        Client::connect_with(broker.addr, connect_with_aliases("sub", 2, true)).await;
+    sub.subscribe("t/#", QoS::AtLeastOnce).await;
+    let mut publisher = Client::connect(broker.addr, V5, "pub").await;
+    let order = [
+        "t/a", "t/a", "t/b", "t/c", "t/a", "t/b", "t/c", "t/c", "t/a",
+    ];
+    for (n, topic) in order.iter().enumerate() {
+        let packet_id = id(u16::try_from(n + 1).expect("small"));
+        publisher
+            .publish(publish(
+                topic,
+                &n.to_string(),
+                PublishQos::AtLeastOnce(packet_id),
+            ))
+            .await;
+    }
+    let mut seen = AliasesSeen::new(2);
+    let mut aliased = 0;
+    for (n, topic) in order.iter().enumerate() {
+        let got = sub.recv_publish().await;
+        assert_eq!(&got.payload[..], n.to_string().as_bytes());
+        assert_eq!(seen.resolve(&got), *topic, "message {n}");
+        if got.topic.is_empty() {
+            aliased += 1;
+        }
+        sub.ack(&got).await;
+    }
+    // Back-to-back repeats at least ("t/a" twice, "t/c" twice) go by alias alone.
+    assert!(aliased >= 2, "{aliased} messages by alias alone");
+    assert!(seen.topics.len() <= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_topic_aliases_to_a_client_that_did_not_ask() {
+    let broker = start_default().await;
+    let mut v5 = Client::connect(broker.addr, V5, "v5").await;
+    v5.subscribe("plain", QoS::AtMostOnce).await;
+    let mut v311 = Client::connect(broker.addr, ProtocolVersion::V311, "v311").await;
+    v311.subscribe("plain", QoS::AtMostOnce).await;
+    let mut publisher = Client::connect(broker.addr, V5, "pub").await;
+    for payload in ["1", "2"] {
+        publisher
+            .publish(publish("plain", payload, PublishQos::AtMostOnce))
+            .await;
+    }
+    for client in [&mut v5, &mut v311] {
+        for _ in 0..2 {
+            let got = client.recv_publish().await;
+            assert_eq!(got.topic, "plain");
+            assert_eq!(got.properties.topic_alias, None);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_aliases_start_over_after_a_reconnection() {
+    let broker = start_default().await;
+    let (mut sub, _) =
+        Client::connect_with(broker.addr, connect_with_aliases("sub", 2, true)).await;
+    sub.subscribe("r", QoS::AtLeastOnce).await;
+    let mut publisher = Client::connect(broker.addr, V5, "pub").await;
+    for n in 1..=2 {
+        publisher
+            .publish(publish("r", &n.to_string(), PublishQos::AtLeastOnce(id(n))))
+            .await;
+    }
+    let first = sub.recv_publish().await;
+    assert_eq!(first.topic, "r");
+    assert!(first.properties.topic_alias.is_some());
+    let second = sub.recv_publish().await;
+    assert_eq!(second.topic, "", "alias alone on the same connection");
+    // Neither is acknowledged: both are resent on the next connection, whose first PUBLISH
+    // names the topic again (aliases do not outlive their connection).
+    sub.vanish().await;
+    let (mut sub, ack) =
+        Client::connect_with(broker.addr, connect_with_aliases("sub", 2, false)).await;
+    assert!(ack.session_present);
+    let mut seen = AliasesSeen::new(2);
+    for payload in [b"1", b"2"] {
+        let resent = sub.recv_publish().await;
+        assert!(resent.dup);
+        assert_eq!(&resent.payload[..], payload);
+        assert_eq!(seen.resolve(&resent), "r");
+        if payload == b"1" {
+            assert_eq!(resent.topic, "r", "the first PUBLISH carries the topic");
+        }
+        sub.ack(&resent).await;
+    }
+    publisher
+        .publish(publish("r", "3", PublishQos::AtLeastOnce(id(3))))
+        .await;
+    let third = sub.recv_publish().await;
+    assert_eq!(seen.resolve(&third), "r");
+}
