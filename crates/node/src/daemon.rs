@@ -276,6 +276,9 @@ pub async fn start(config: &NodeConfig, roots: PlatformRoots) -> Result<RunningN
         None => None,
     };
     let mqtt_listeners = broker.as_ref().map(|b| b.listeners().to_vec());
+    if let Some(broker) = &broker {
+        metrics.attach_mqtt(broker.broker().clone());
+    }
 
     let (shutdown, shutting_down) = watch::channel(false);
     let ctx = Arc::new(AdminContext {

@@ -47,6 +47,8 @@ pub struct Metrics {
     dropped_outputs: Mutex<BTreeMap<String, u64>>,
     /// module → incoming events rejected (forged, replayed, malformed, misrouted).
     rejected_events: Mutex<BTreeMap<String, u64>>,
+    /// The node's MQTT broker, when `[mqtt]` configures one: its counters are rendered too.
+    mqtt: std::sync::OnceLock<mqtt::broker::Broker>,
 }
 
 impl Metrics {
@@ -65,7 +67,78 @@ impl Metrics {
             requests: Mutex::default(),
             dropped_outputs: Mutex::default(),
             rejected_events: Mutex::default(),
+            mqtt: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Renders `broker`'s counters with the node's (once; later calls are ignored).
+    pub(crate) fn attach_mqtt(&self, broker: mqtt::broker::Broker) {
+        let _ = self.mqtt.set(broker);
+    }
+
+    fn render_mqtt(&self, out: &mut String) {
+        let Some(broker) = self.mqtt.get() else {
+            return;
+        };
+        let c = broker.counters();
+        let counters: [(&str, &str, u64); 9] = [
+            (
+                "connections",
+                "Client connections accepted (CONNACK Success).",
+                c.connections.get(),
+            ),
+            (
+                "messages_in",
+                "PUBLISH packets received from clients.",
+                c.messages_in.get(),
+            ),
+            (
+                "messages_out",
+                "PUBLISH packets queued to clients.",
+                c.messages_out.get(),
+            ),
+            (
+                "dropped_queue_full",
+                "Messages dropped because a client's queue was full (QoS 0: its connection's queue; QoS 1/2: limits.max_queued_messages).",
+                c.dropped_queue_full.get(),
+            ),
+            (
+                "dropped_offline_qos0",
+                "QoS 0 messages for a disconnected session (not kept).",
+                c.dropped_offline_qos0.get(),
+            ),
+            (
+                "dropped_too_large",
+                "Messages larger than the client's maximum packet size.",
+                c.dropped_too_large.get(),
+            ),
+            (
+                "expired",
+                "Messages that expired before delivery.",
+                c.expired.get(),
+            ),
+            (
+                "slow_consumers_disconnected",
+                "Clients disconnected because their connection's queue was full with QoS 1/2 to send.",
+                c.slow_consumers_disconnected.get(),
+            ),
+            (
+                "protocol_errors",
+                "Clients disconnected for a malformed packet or a protocol error.",
+                c.protocol_errors.get(),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP teemesh_mqtt_{name}_total {help}\n# TYPE teemesh_mqtt_{name}_total counter\nteemesh_mqtt_{name}_total {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP teemesh_mqtt_connections_live Client connections being served.\n# TYPE teemesh_mqtt_connections_live gauge\nteemesh_mqtt_connections_live {}",
+            broker.live_connections()
+        );
     }
 
     /// Seconds since start.
@@ -231,6 +304,7 @@ impl Metrics {
         for (module, n) in lock(&self.rejected_events).iter() {
             let _ = writeln!(out, "{name}{{module=\"{}\"}} {n}", escape(module));
         }
+        self.render_mqtt(&mut out);
         out
     }
 }

@@ -51,7 +51,10 @@ impl Transport {
                     tokio_rustls::TlsConnector::from(config.clone())
                         .connect(server_name.clone(), tcp)
                         .await
-                        .with_context(|| format!("TLS with {address}"))?,
+                        .map_err(|e| {
+                            let hint = tls_hint(&e.to_string());
+                            anyhow::Error::new(e).context(format!("TLS with {address}{hint}"))
+                        })?,
                 ),
                 None,
             ),
@@ -67,6 +70,23 @@ impl Transport {
                 (Box::new(attested.stream), attestation)
             }
         })
+    }
+}
+
+/// What to do about a TLS failure whose library message alone would puzzle a user.
+fn tls_hint(error: &str) -> &'static str {
+    if error.contains("CaUsedAsEndEntity") {
+        " (the broker presents a CA certificate as its own: give the broker a certificate signed by the CA that --ca names, not the CA itself)"
+    } else if error.contains("UnknownIssuer") {
+        " (the broker's certificate does not chain to the CA that --ca names)"
+    } else if error.contains("NotValidForName") {
+        " (the broker's certificate does not name the host you connect to: see --server-name)"
+    } else if error.contains("Expired") {
+        " (the broker's certificate has expired)"
+    } else if error.contains("corrupt message") || error.contains("InvalidContentType") {
+        " (is this a TLS listener? --transport must match the listener's kind)"
+    } else {
+        ""
     }
 }
 

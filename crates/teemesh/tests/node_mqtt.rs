@@ -45,7 +45,7 @@ impl Env {
         assert!(out.status.success());
         let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
         let text = format!(
-            "name = \"node-mqtt\"\ndata_dir = \"data\"\nplatform = \"sim\"\nadmin_listen = \"127.0.0.1:0\"\npeer_policy = \"sim-policy.toml\"\n\n[admin]\nauthorized_keys = [\"{key}\"]\n\n{extra}"
+            "name = \"node-mqtt\"\ndata_dir = \"data\"\nplatform = \"sim\"\nadmin_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\npeer_policy = \"sim-policy.toml\"\n\n[admin]\nauthorized_keys = [\"{key}\"]\n\n{extra}"
         );
         let path = self.path("node.toml");
         std::fs::write(&path, text).unwrap();
@@ -80,6 +80,17 @@ impl Node {
             )
         });
         Self { child, ready }
+    }
+
+    /// The node's Prometheus metrics.
+    fn metrics(&self) -> String {
+        let address = self.ready["metrics"].as_str().expect("a metrics listener");
+        let mut tcp = std::net::TcpStream::connect(address).unwrap();
+        std::io::Write::write_all(&mut tcp, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        tcp.read_to_string(&mut text).unwrap();
+        text
     }
 
     fn mqtt(&self, kind: &str) -> String {
@@ -221,6 +232,17 @@ fn the_node_runs_the_broker_on_its_own_attested_identity() {
     // The node logged its listeners (at -v).
     let log = std::fs::read_to_string(env.path("node.stderr")).unwrap();
     assert!(log.contains("mqtt listener ready"), "{log}");
+
+    // The node's metrics count the broker's work: two clients, one message in, one out.
+    let metrics = node.metrics();
+    for line in [
+        "teemesh_mqtt_connections_total 2",
+        "teemesh_mqtt_messages_in_total 1",
+        "teemesh_mqtt_messages_out_total 1",
+        "teemesh_mqtt_dropped_queue_full_total 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
 }
 
 #[test]
@@ -230,21 +252,21 @@ fn a_node_without_mqtt_says_so_and_bad_mqtt_sections_are_refused_with_their_line
     assert_eq!(node.ready["mqtt"], Value::Null, "{}", node.ready);
     drop(node);
 
-    // Env::config writes 9 lines before `extra`.
+    // Env::config writes 10 lines before `extra`.
     for (extra, line, says) in [
         (
             "[[mqtt.listener]]\nkind = \"atls\"\naddress = \"127.0.0.1:0\"\nplatform = \"sim\"\n",
-            13,
+            14,
             "node's own attested identity",
         ),
         (
             "[[mqtt.listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:0\"\nport = 1883\n",
-            13,
+            14,
             "unknown field `port`",
         ),
         (
             "[mqtt.limits]\nmax_packet_size = \"big\"\n",
-            11,
+            12,
             "invalid type",
         ),
     ] {

@@ -81,12 +81,29 @@ pub(crate) async fn run<S>(
     let identity = match authenticate(&shared, &connect, transport, authenticator).await {
         Ok(identity) => identity,
         Err(Refusal::Plain(reason)) => {
+            // An operator must see failed logins (who, from where), never the password.
+            let why = match reason {
+                ReasonCode::BadUserNameOrPassword => "bad user name or password",
+                ReasonCode::NotAuthorized => "anonymous clients are not allowed",
+                _ => "the broker could not check the credentials",
+            };
+            tracing::info!(
+                remote = %remote.map(|a| a.to_string()).unwrap_or_default(),
+                client_id = %connect.client_id,
+                username = connect.username.as_deref().unwrap_or(""),
+                reason = ?reason,
+                "CONNECT refused: {why}"
+            );
             refuse(&*dyn_outlet, version, reason);
             finish(&mut writer, rx, version, None).await;
             return;
         }
         Err(Refusal::Explained(refusal)) => {
-            tracing::info!(remote = ?remote, client_id = %connect.client_id, "CONNECT refused: {refusal}");
+            tracing::info!(
+                remote = %remote.map(|a| a.to_string()).unwrap_or_default(),
+                client_id = %connect.client_id,
+                "CONNECT refused: {refusal}"
+            );
             refuse_explained(&*dyn_outlet, version, &refusal);
             finish(&mut writer, rx, version, None).await;
             return;

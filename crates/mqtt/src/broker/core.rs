@@ -497,7 +497,13 @@ impl BrokerCore {
             .authorizer
             .authorize(&session.identity, Action::Publish, &topic)
         {
-            tracing::info!(client_id, topic = %topic, "publish refused by the ACL");
+            tracing::info!(
+                client_id,
+                username = session.identity.username.as_deref().unwrap_or(""),
+                remote = %session.identity.remote(),
+                topic = %topic,
+                "publish refused by the ACL"
+            );
             // MQTT 5 says why; a 3.1.1 client can only be acknowledged (the message is dropped).
             match publish.qos {
                 PublishQos::AtMostOnce => {}
@@ -668,7 +674,13 @@ impl BrokerCore {
                 .authorizer
                 .authorize(&session.identity, Action::Subscribe, parsed.filter)
             {
-                tracing::info!(client_id, filter = %subscription.filter, "subscribe refused by the ACL");
+                tracing::info!(
+                    client_id,
+                    username = session.identity.username.as_deref().unwrap_or(""),
+                    remote = %session.identity.remote(),
+                    filter = %subscription.filter,
+                    "subscribe refused by the ACL"
+                );
                 reason_codes.push(ReasonCode::NotAuthorized);
                 continue;
             }

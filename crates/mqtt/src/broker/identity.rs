@@ -56,6 +56,14 @@ pub struct ClientIdentity {
 }
 
 impl ClientIdentity {
+    /// The client's address for logs (empty when the listener knows none).
+    pub fn remote(&self) -> String {
+        self.transport
+            .remote_addr
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    }
+
     /// The attested claims, if the client proved any.
     pub fn attested(&self) -> Option<&AttestedClaims> {
         self.transport.attested.as_ref()

@@ -94,6 +94,9 @@ pub(crate) struct Session {
     /// Seconds the session outlives its connection (`u32::MAX`: never expires).
     pub(crate) expiry_interval: u32,
     pub(crate) disconnected_at: Option<Instant>,
+    /// Whether the queue is full and QoS 1/2 messages are being dropped: logged once when it
+    /// starts, and again only after the queue drained to half its limit.
+    dropping: bool,
 }
 
 impl Session {
@@ -111,6 +114,7 @@ impl Session {
             incoming_qos2: HashSet::new(),
             expiry_interval: 0,
             disconnected_at: None,
+            dropping: false,
         }
     }
 
@@ -325,7 +329,23 @@ impl Session {
         let send_now = has_room && self.pending.is_empty();
         if !send_now && self.pending.len() >= max_queued {
             counters.dropped_queue_full.inc();
+            if !self.dropping {
+                self.dropping = true;
+                tracing::warn!(
+                    client_id = %self.client_id,
+                    queued = self.pending.len(),
+                    online = self.connection.is_some(),
+                    "the client's queue is full (limits.max_queued_messages): newer QoS 1/2 messages for it are dropped until it catches up"
+                );
+            }
             return;
+        }
+        if self.dropping && self.pending.len() <= max_queued / 2 {
+            self.dropping = false;
+            tracing::info!(
+                client_id = %self.client_id,
+                "the client's queue has room again: its QoS 1/2 messages are queued again"
+            );
         }
         let seq = self.next_seq;
         self.next_seq += 1;
