@@ -218,6 +218,14 @@ impl Client {
         .await
     }
 
+    /// A PINGREQ / PINGRESP round trip: the broker has handled everything this client sent
+    /// before (a QoS 0 PUBLISH has no acknowledgement to wait for). Only for a client that
+    /// expects no other packet meanwhile.
+    pub(crate) async fn settle(&mut self) {
+        self.send(Packet::PingReq).await;
+        assert_eq!(self.recv().await, Some(Packet::PingResp));
+    }
+
     /// Publishes and completes the QoS flow; returns the PUBACK or PUBREC reason code.
     pub(crate) async fn publish(&mut self, publish: Publish) -> Option<mqtt::ReasonCode> {
         let qos = publish.qos;

@@ -212,6 +212,8 @@ async fn retain_as_published_and_retain_handling() {
     let mut kept = publish("ret", "kept", PublishQos::AtMostOnce);
     kept.retain = true;
     publisher.publish(kept.clone()).await;
+    // Retained before the subscriber comes (QoS 0 has no acknowledgement to wait for).
+    publisher.settle().await;
 
     let mut sub = Client::connect(broker.addr, V5, "sub").await;
     let mut never = SubscriptionOptions::new(QoS::AtMostOnce);
