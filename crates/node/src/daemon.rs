@@ -99,7 +99,7 @@ impl RunningNode {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         if let Some(broker) = self.broker {
-            broker.stop();
+            broker.stop().await;
         }
         let mut sessions = self.accept_task.await.unwrap_or_default();
         // Idle sessions end at once; a session inside a request finishes it (calls are bounded

@@ -230,10 +230,12 @@ impl RunningBroker {
         }
     }
 
-    /// Stops accepting connections.
-    pub fn stop(mut self) {
+    /// Stops accepting connections, then closes every client connection with Server shutting
+    /// down and waits (a few seconds at most) for them to end.
+    pub async fn stop(mut self) {
         self.tasks.abort_all();
         tracing::info!("mqtt listeners closed");
+        self.broker.shutdown(SHUTDOWN_GRACE).await;
     }
 }
 
@@ -345,6 +347,8 @@ fn own_identity(
 
 /// How long an attested TLS handshake (with its session exchange) may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a stopping broker waits for its client connections to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 async fn serve_atls(
     broker: Broker,

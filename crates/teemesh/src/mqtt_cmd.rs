@@ -89,13 +89,18 @@ async fn broker(args: BrokerArgs) -> Result<()> {
     {
         println!("{}", json!({ "listeners": running.listeners_json() }));
     }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("stopping");
-        }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    let signal_name = tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
         () = running.listener_stopped() => bail!("a listener stopped"),
-    }
-    running.stop();
+    };
+    tracing::info!(signal = signal_name, "shutting down");
+    eprintln!(
+        "teemesh: {signal_name}: stopping the broker (clients are told the server is shutting down)"
+    );
+    running.stop().await;
     Ok(())
 }
 

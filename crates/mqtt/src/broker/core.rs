@@ -411,6 +411,22 @@ impl BrokerCore {
         }
     }
 
+    /// Asks every connected client's connection to close with Server shutting down (0x8B,
+    /// sent to MQTT 5 clients in a DISCONNECT); returns how many were asked. Their sessions end
+    /// as for any lost connection when each connection task finishes.
+    pub fn close_all(&mut self) -> usize {
+        let mut asked = 0;
+        for session in self.sessions.values() {
+            if let Some(connection) = &session.connection {
+                connection
+                    .outlet
+                    .close(Some(ReasonCode::ServerShuttingDown));
+                asked += 1;
+            }
+        }
+        asked
+    }
+
     /// Time passes: delayed wills fall due and disconnected sessions expire (their delayed
     /// wills are published then). Call about once a second.
     pub fn tick(&mut self, now: Instant) {

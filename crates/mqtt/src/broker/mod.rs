@@ -230,6 +230,28 @@ impl Broker {
         &self.shared.counters
     }
 
+    /// Closes every client connection with Server shutting down (MQTT 5 clients get a
+    /// DISCONNECT saying so) and waits up to `grace` for the connection tasks to finish (and
+    /// commit what their sessions leave to the store). Stop the listeners first.
+    pub async fn shutdown(&self, grace: Duration) {
+        let asked = self.shared.core().close_all();
+        tracing::info!(
+            connections = asked,
+            "mqtt: closing client connections (server shutting down)"
+        );
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.live_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = self.live_connections();
+        if left > 0 {
+            tracing::warn!(
+                connections = left,
+                "mqtt: connections still open after {grace:?}"
+            );
+        }
+    }
+
     /// The number of client connections being served.
     pub fn live_connections(&self) -> usize {
         self.shared.live.load(Ordering::Relaxed)

@@ -398,3 +398,17 @@ async fn slow_consumer_loses_qos0_and_never_stalls_others() {
     );
     drop(slow);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_tells_mqtt5_clients_and_closes_every_connection() {
+    let broker = start_default().await;
+    let mut v5 = Client::connect(broker.addr, ProtocolVersion::V5, "five").await;
+    let mut v311 = Client::connect(broker.addr, ProtocolVersion::V311, "three").await;
+    broker.broker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        v5.expect_closed().await,
+        Some(ReasonCode::ServerShuttingDown)
+    );
+    assert_eq!(v311.expect_closed().await, None);
+    assert_eq!(broker.broker.live_connections(), 0);
+}
