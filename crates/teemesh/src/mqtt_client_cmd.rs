@@ -309,12 +309,27 @@ async fn open(args: &ConnectArgs, role: &str) -> Result<Client> {
         password: args.password.clone().map(|p| Bytes::from(p.into_bytes())),
         properties: Properties::default(),
     };
+    let plain = matches!(args.transport, TransportKind::Tcp);
     let (client, ack) = step(Client::handshake(
         stream,
         connect,
         crate::mqtt_conn::MAX_PACKET,
     ))
-    .await?;
+    .await
+    .map_err(|e| {
+        // A TLS listener answers plain MQTT with a TLS alert, which reads as a bad packet.
+        let bad_packet = e
+            .chain()
+            .any(|c| c.downcast_ref::<mqtt::client::ConnectionError>().is_some_and(|e| matches!(e, mqtt::client::ConnectionError::BadPacket(_))));
+        if plain && bad_packet {
+            e.context(format!(
+                "{} did not answer in MQTT: is it a TLS or attested TLS listener? (--transport tls | atls)",
+                args.broker
+            ))
+        } else {
+            e
+        }
+    })?;
     if ack.reason_code.is_error() {
         return Err(PeerRefused(format!(
             "the broker refused the connection: {}{}",
