@@ -28,6 +28,8 @@ use crate::mqtt_conn::{Client, Transport};
 
 /// Keep alive announced in CONNECT, seconds; `sub` pings at half of it when it sends nothing.
 const KEEP_ALIVE: u16 = 60;
+/// Packets of a resumed session kept while `sub` waits for its SUBACK.
+const EARLY_PACKETS: usize = 65_536;
 /// How long the connection, the handshakes and each acknowledgement may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `sub -C` waits for the PUBRELs of QoS 2 messages it already printed.
@@ -100,6 +102,7 @@ pub(crate) struct ConnectArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("payload").required(true)))]
 pub(crate) struct PubArgs {
     #[command(flatten)]
     connect: ConnectArgs,
@@ -107,8 +110,14 @@ pub(crate) struct PubArgs {
     #[arg(short = 't', long)]
     topic: String,
     /// The message.
-    #[arg(short = 'm', long)]
-    message: String,
+    #[arg(short = 'm', long, group = "payload")]
+    message: Option<String>,
+    /// Send the contents of FILE as the message (any bytes).
+    #[arg(short = 'f', long, value_name = "FILE", group = "payload")]
+    file: Option<std::path::PathBuf>,
+    /// Send what stdin holds, to its end, as the message (any bytes).
+    #[arg(short = 's', long, group = "payload")]
+    stdin: bool,
     /// QoS: 0, 1 (PUBACK) or 2 (PUBREC, PUBREL, PUBCOMP).
     #[arg(short = 'q', long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     qos: u8,
@@ -130,6 +139,14 @@ pub(crate) struct SubArgs {
     /// Exit after this many messages (default: run until interrupted).
     #[arg(short = 'C', long, value_name = "COUNT")]
     count: Option<u64>,
+    /// A persistent session (clean start off; needs --id): messages that arrive while this
+    /// client is away wait for it at the broker, as QoS allows.
+    #[arg(short = 'c', long, requires = "client_id")]
+    persistent: bool,
+    /// MQTT 5: seconds the broker keeps the persistent session after a disconnection
+    /// (default with -c: never expires; 3.1.1 sessions never expire).
+    #[arg(short = 'x', long, value_name = "SECONDS", requires = "persistent")]
+    session_expiry: Option<u32>,
 }
 
 pub(crate) fn publish(args: PubArgs) -> Result<()> {
@@ -142,13 +159,24 @@ pub(crate) fn subscribe(args: SubArgs) -> Result<()> {
 
 async fn publish_message(args: PubArgs) -> Result<()> {
     let qos = QoS::from_bits(args.qos)?;
-    let mut client = open(&args.connect, "pub").await?;
+    let payload = match (&args.message, &args.file) {
+        (Some(message), _) => message.clone().into_bytes(),
+        (None, Some(file)) => std::fs::read(file)
+            .with_context(|| format!("cannot read the message from {}", file.display()))?,
+        (None, None) => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                .context("cannot read the message from stdin")?;
+            bytes
+        }
+    };
+    let mut client = open(&args.connect, "pub", None).await?;
     client.queue(&Packet::Publish(Publish {
         dup: false,
         qos: PublishQos::new(qos, PACKET_ID),
         retain: args.retain,
         topic: args.topic,
-        payload: Bytes::from(args.message.into_bytes()),
+        payload: Bytes::from(payload),
         properties: Properties::default(),
     }))?;
     client.flush().await?;
@@ -170,7 +198,10 @@ async fn publish_message(args: PubArgs) -> Result<()> {
 
 async fn print_messages(args: SubArgs) -> Result<()> {
     let qos = QoS::from_bits(args.qos)?;
-    let mut client = open(&args.connect, "sub").await?;
+    let session = args
+        .persistent
+        .then(|| args.session_expiry.unwrap_or(u32::MAX));
+    let mut client = open(&args.connect, "sub", session).await?;
     client.queue(&Packet::Subscribe(Subscribe {
         packet_id: PACKET_ID,
         subscriptions: args
@@ -184,10 +215,16 @@ async fn print_messages(args: SubArgs) -> Result<()> {
         properties: Properties::default(),
     }))?;
     client.flush().await?;
+    // A resumed persistent session gets what was kept for it right after CONNACK, before the
+    // SUBACK: kept, and handled first below.
+    let mut early = std::collections::VecDeque::new();
     let ack = loop {
         match step(client.next()).await? {
             Packet::SubAck(ack) => break ack,
             Packet::PingResp => {}
+            packet @ (Packet::Publish(_) | Packet::PubRel(_)) if early.len() < EARLY_PACKETS => {
+                early.push_back(packet);
+            }
             other => bail!("expected SUBACK, got {}", other.packet_type()),
         }
     };
@@ -220,7 +257,13 @@ async fn print_messages(args: SubArgs) -> Result<()> {
         } else {
             last_sent + ping_every
         };
-        let packet = match timeout_at(deadline, client.next()).await {
+        let next = async {
+            match early.pop_front() {
+                Some(packet) => Ok(packet),
+                None => client.next().await,
+            }
+        };
+        let packet = match timeout_at(deadline, next).await {
             Ok(packet) => packet?,
             Err(_) if done => {
                 tracing::warn!(
@@ -287,7 +330,10 @@ async fn print_messages(args: SubArgs) -> Result<()> {
 }
 
 /// Connects, appraises the broker (attested TLS) and reports it on stderr, then sends CONNECT.
-async fn open(args: &ConnectArgs, role: &str) -> Result<Client> {
+/// Connects as `args` say; `session`: a persistent session that the broker keeps this many
+/// seconds after a disconnection (MQTT 5; a 3.1.1 persistent session never expires), `None` a
+/// clean one.
+async fn open(args: &ConnectArgs, role: &str, session: Option<u32>) -> Result<Client> {
     let (transport, freshness) = transport(args)?;
     let (stream, attestation) = step(transport.connect(&args.broker)).await?;
     if let (Some(attestation), Some(freshness)) = (&attestation, freshness) {
@@ -298,7 +344,7 @@ async fn open(args: &ConnectArgs, role: &str) -> Result<Client> {
             VersionArg::V311 => ProtocolVersion::V311,
             VersionArg::V5 => ProtocolVersion::V5,
         },
-        clean_start: true,
+        clean_start: session.is_none(),
         keep_alive: KEEP_ALIVE,
         client_id: args
             .client_id
@@ -307,7 +353,10 @@ async fn open(args: &ConnectArgs, role: &str) -> Result<Client> {
         will: None,
         username: args.username.clone(),
         password: args.password.clone().map(|p| Bytes::from(p.into_bytes())),
-        properties: Properties::default(),
+        properties: Properties {
+            session_expiry_interval: session.filter(|_| args.version == VersionArg::V5),
+            ..Properties::default()
+        },
     };
     let plain = matches!(args.transport, TransportKind::Tcp);
     let (client, ack) = step(Client::handshake(

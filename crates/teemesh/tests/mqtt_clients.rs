@@ -74,6 +74,17 @@ struct Subscriber {
 
 impl Subscriber {
     fn start(broker: &Broker, version: &str, filter: &str, count: usize) -> Self {
+        Self::start_with(broker, version, filter, count, &[])
+    }
+
+    /// As [`Self::start`], with `extra` arguments.
+    fn start_with(
+        broker: &Broker,
+        version: &str,
+        filter: &str,
+        count: usize,
+        extra: &[&str],
+    ) -> Self {
         let mut child = Command::new(TEEMESH)
             .args(["mqtt", "sub", "--broker", &broker.atls, "--policy"])
             .arg(broker.policy("sim.toml"))
@@ -87,6 +98,7 @@ impl Subscriber {
                 "-C",
                 &count.to_string(),
             ])
+            .args(extra)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -257,4 +269,67 @@ fn a_retained_message_reaches_a_later_subscriber() {
             serde_json::json!({"topic": "state/door", "payload": "open", "encoding": "utf8", "qos": 1, "retain": true})
         ]
     );
+}
+
+#[test]
+fn a_persistent_subscriber_gets_what_came_while_away_and_pub_sends_files_and_stdin() {
+    let broker = Broker::start();
+    let sim = broker.policy("sim.toml");
+    let binary = broker.dir.path().join("reading.bin");
+    std::fs::write(&binary, [0x00, 0xfe, 0x41]).expect("write");
+    for version in ["311", "5"] {
+        let id = format!("durable-{version}");
+        let topic = format!("away/{version}");
+        let persistent = ["-c", "--id", id.as_str()];
+        // Subscribe in a persistent session, get one message, and go.
+        let first = Subscriber::start_with(&broker, version, &topic, 1, &persistent);
+        assert_ok(
+            "mqtt pub -m",
+            &broker.publish(Some(&sim), &["-q", "1", "-t", &topic, "-m", "before"]),
+        );
+        assert_eq!(first.messages()[0]["payload"], "before");
+        // While it is away: a file (any bytes) and stdin.
+        assert_ok(
+            "mqtt pub -f",
+            &broker.publish(
+                Some(&sim),
+                &[
+                    "-q",
+                    "1",
+                    "-t",
+                    &topic,
+                    "-f",
+                    binary.to_str().expect("utf-8"),
+                ],
+            ),
+        );
+        let mut stdin_pub = Command::new(TEEMESH)
+            .args(["mqtt", "pub", "--broker", &broker.atls, "--policy"])
+            .arg(&sim)
+            .args(["-q", "1", "-t", &topic, "-s"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run mqtt pub -s");
+        std::io::Write::write_all(&mut stdin_pub.stdin.take().expect("stdin"), b"from stdin\n")
+            .expect("write stdin");
+        assert_ok("mqtt pub -s", &stdin_pub.wait_with_output().expect("wait"));
+        // Back in the same session: both were kept for it, in order.
+        let back = Subscriber::start_with(&broker, version, &topic, 2, &persistent);
+        let messages = back.messages();
+        assert_eq!(
+            (&messages[0]["payload"], &messages[0]["encoding"]),
+            (&serde_json::json!("00fe41"), &serde_json::json!("hex")),
+            "{version}"
+        );
+        assert_eq!(messages[1]["payload"], "from stdin\n", "{version}");
+    }
+    // -c without --id is refused by the command line.
+    let out = Command::new(TEEMESH)
+        .args(["mqtt", "sub", "--broker", &broker.atls, "-t", "x", "-c"])
+        .output()
+        .expect("run mqtt sub");
+    assert_eq!(out.status.code(), Some(2));
 }
