@@ -840,6 +840,39 @@ mod tests {
         stream.flush().await.unwrap();
     }
 
+    /// A stand-in broker's attested TLS side (simulated both ways) and the node's identity.
+    struct StandIn {
+        node: Arc<atls::NodeIdentity>,
+        verifier: Arc<atls::PeerVerifier>,
+        server: atls::AtlsServer,
+        listener: tokio::net::TcpListener,
+        address: String,
+    }
+
+    impl StandIn {
+        async fn bind() -> Self {
+            use attest::{AppraisalPolicy, Endorsements, Measurement384, UnixTime};
+            let identity = |name: &str| {
+                let attester = Arc::new(platform::Simulated::with_measurement(Measurement384(
+                    [3; 48],
+                )));
+                Arc::new(atls::NodeIdentity::generate(attester, name, UnixTime::now()).unwrap())
+            };
+            let policy = AppraisalPolicy::from_toml("allow_simulated = true").unwrap();
+            let verifier = Arc::new(atls::PeerVerifier::new(policy, Endorsements::default()));
+            let server = atls::AtlsServer::new(identity("broker"), verifier.clone()).unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap().to_string();
+            Self {
+                node: identity("node-a"),
+                verifier,
+                server,
+                listener,
+                address,
+            }
+        }
+    }
+
     fn accepted(session_present: bool) -> Packet {
         Packet::ConnAck(mqtt::ConnAck {
             session_present,
@@ -854,21 +887,15 @@ mod tests {
     /// publications (DUP, same identifiers, in order) before counting them published.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn authenticates_as_the_module_and_resends_unacknowledged_publications() {
-        use atls::{AtlsServer, NodeIdentity, PeerVerifier};
-        use attest::{AppraisalPolicy, Endorsements, Measurement256, Measurement384, UnixTime};
+        use attest::{Measurement256, UnixTime};
 
-        let identity = |name: &str| {
-            let attester = Arc::new(platform::Simulated::with_measurement(Measurement384(
-                [3; 48],
-            )));
-            Arc::new(NodeIdentity::generate(attester, name, UnixTime::now()).unwrap())
-        };
-        let policy = AppraisalPolicy::from_toml("allow_simulated = true").unwrap();
-        let verifier = Arc::new(PeerVerifier::new(policy, Endorsements::default()));
-        let node = identity("node-a");
-        let server = AtlsServer::new(identity("broker"), verifier.clone()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
+        let StandIn {
+            node,
+            verifier,
+            server,
+            listener,
+            address,
+        } = StandIn::bind().await;
 
         let client = Arc::new(BrokerClient::new("node-a", "plant", "filter", &address));
         client
@@ -1006,21 +1033,13 @@ mod tests {
     /// input, and acknowledges a QoS 1 message only once the delivery call returned.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn acknowledges_a_message_only_after_the_module_took_it() {
-        use atls::{AtlsServer, NodeIdentity, PeerVerifier};
-        use attest::{AppraisalPolicy, Endorsements, Measurement384, UnixTime};
-
-        let identity = |name: &str| {
-            let attester = Arc::new(platform::Simulated::with_measurement(Measurement384(
-                [3; 48],
-            )));
-            Arc::new(NodeIdentity::generate(attester, name, UnixTime::now()).unwrap())
-        };
-        let policy = AppraisalPolicy::from_toml("allow_simulated = true").unwrap();
-        let verifier = Arc::new(PeerVerifier::new(policy, Endorsements::default()));
-        let node = identity("node-a");
-        let server = AtlsServer::new(identity("broker"), verifier.clone()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
+        let StandIn {
+            node,
+            verifier,
+            server,
+            listener,
+            address,
+        } = StandIn::bind().await;
         let client = Arc::new(BrokerClient::new("node-a", "plant", "filter", &address));
         client
             .attach(&TopicSpec {
@@ -1039,7 +1058,7 @@ mod tests {
                 &signer,
                 "filter",
                 attest::Measurement256([1; 32]),
-                UnixTime::now(),
+                attest::UnixTime::now(),
             )
             .with_app("plant")
             .sign(&signer)

@@ -255,7 +255,14 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
             let id = u32::try_from(i + 1).context("too many connections")?;
             let (from_port, to_port) = match (&connection.from, &connection.to) {
                 (EndSpec::Port(from), EndSpec::Port(to)) => (from, to),
-                (EndSpec::Port(port), EndSpec::Topic(topic)) => {
+                (EndSpec::Port(port), EndSpec::Topic(topic))
+                | (EndSpec::Topic(topic), EndSpec::Port(port)) => {
+                    // An output publishes to its topic; an input subscribes to its own.
+                    let direction = if matches!(connection.to, EndSpec::Topic(_)) {
+                        TopicDirection::Publish
+                    } else {
+                        TopicDirection::Subscribe
+                    };
                     topics.push(
                         attach_topic(
                             &descriptor,
@@ -264,22 +271,7 @@ async fn deploy(args: &DeployArgs) -> Result<()> {
                             &mut clients,
                             port,
                             topic,
-                            TopicDirection::Publish,
-                        )
-                        .await?,
-                    );
-                    continue;
-                }
-                (EndSpec::Topic(topic), EndSpec::Port(port)) => {
-                    topics.push(
-                        attach_topic(
-                            &descriptor,
-                            &prepared,
-                            &attested,
-                            &mut clients,
-                            port,
-                            topic,
-                            TopicDirection::Subscribe,
+                            direction,
                         )
                         .await?,
                     );
