@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const TEEMESH: &str = env!("CARGO_BIN_EXE_teemesh");
+mod support;
+
+use support::TEEMESH;
 
 const MQTT: &str = "[[mqtt.listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:0\"\n\
                     [[mqtt.listener]]\nkind = \"atls\"\naddress = \"127.0.0.1:0\"\n";
@@ -60,25 +62,7 @@ struct Node {
 
 impl Node {
     fn start(env: &Env, config: &Path) -> Self {
-        let stderr = std::fs::File::create(env.path("node.stderr")).unwrap();
-        let mut child = Command::new(TEEMESH)
-            .args(["-v", "node", "--config"])
-            .arg(config)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!(
-                "no ready line ({e}): {line:?}; stderr: {}",
-                std::fs::read_to_string(env.path("node.stderr")).unwrap_or_default()
-            )
-        });
+        let (child, ready) = support::spawn_node(config, &env.path("node.stderr"), &["-v"]);
         Self { child, ready }
     }
 

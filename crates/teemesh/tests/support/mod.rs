@@ -31,6 +31,36 @@ pub fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
+/// Starts `teemesh GLOBAL_ARGS node --config CONFIG` with its log in `stderr`, and returns it
+/// with its ready line (the first stdout line, JSON).
+pub fn spawn_node(
+    config: &Path,
+    stderr: &Path,
+    global_args: &[&str],
+) -> (Child, serde_json::Value) {
+    let mut child = Command::new(TEEMESH)
+        .args(global_args)
+        .args(["node", "--config"])
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready = serde_json::from_str(&line).unwrap_or_else(|e| {
+        panic!(
+            "{}: no ready line ({e}): {line:?}; stderr: {}",
+            config.display(),
+            std::fs::read_to_string(stderr).unwrap_or_default()
+        )
+    });
+    (child, ready)
+}
+
 /// A running `teemesh node`; killed when dropped.
 pub struct NodeProcess {
     child: Child,
@@ -53,24 +83,7 @@ impl NodeProcess {
         )
         .unwrap();
         let stderr = dir.join(format!("{name}.stderr"));
-        let mut child = Command::new(TEEMESH)
-            .args(["node", "--config"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!(
-                "{name}: no ready line ({e}): {line:?}; stderr: {}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            )
-        });
+        let (child, ready) = spawn_node(&config, &stderr, &[]);
         Self {
             child,
             admin: ready["admin"].as_str().unwrap().to_owned(),
