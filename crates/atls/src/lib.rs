@@ -49,8 +49,8 @@ mod verifier;
 pub use error::AtlsError;
 pub use identity::{NODE_SIGNATURE_DOMAIN, NodeIdentity, self_signed, self_signed_with};
 pub use module_claims::{
-    ChannelKey, ModuleClaims, SignatureBytes, SignedModuleClaims, VerifiedModuleClaims,
-    verify_module_claims, verify_node_signature,
+    ChannelKey, MAX_CLAIMS_JSON, ModuleClaims, SignatureBytes, SignedModuleClaims,
+    VerifiedModuleClaims, verify_module_claims, verify_node_signature,
 };
 pub use session::{AtlsClient, AtlsServer, AttestedStream, EXPORTER_LABEL};
 pub use verifier::{Clock, Freshness, Peer, PeerAttestation, PeerVerifier};

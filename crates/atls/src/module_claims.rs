@@ -132,6 +132,36 @@ pub struct SignedModuleClaims {
     pub signature: SignatureBytes,
 }
 
+/// The most bytes of JSON [`SignedModuleClaims::from_json`] reads.
+pub const MAX_CLAIMS_JSON: usize = 16 * 1024;
+
+impl SignedModuleClaims {
+    /// Reads signed module claims from untrusted JSON (at most [`MAX_CLAIMS_JSON`] bytes): the
+    /// shape only, the signature is [`verify_module_claims`]'s. A refusal is one printable line,
+    /// whatever the input holds.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, AtlsError> {
+        if bytes.len() > MAX_CLAIMS_JSON {
+            return Err(AtlsError::ModuleClaims(format!(
+                "{} bytes of JSON, more than the {MAX_CLAIMS_JSON} signed module claims may take",
+                bytes.len()
+            )));
+        }
+        serde_json::from_slice(bytes).map_err(|e| {
+            // serde's messages quote the input (an unknown field's name): escaped, so no
+            // control character from a client reaches a log line or a Reason String.
+            let mut message = String::new();
+            for c in e.to_string().chars() {
+                if c.is_control() {
+                    message.extend(c.escape_default());
+                } else {
+                    message.push(c);
+                }
+            }
+            AtlsError::ModuleClaims(format!("not signed module claims: {message}"))
+        })
+    }
+}
+
 /// Signature bytes, hex in JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureBytes(pub Vec<u8>);

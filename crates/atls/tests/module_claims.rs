@@ -169,3 +169,44 @@ fn app_name_is_signed_and_a_twin_naming_another_app_is_refused() {
     let err = verify_module_claims(node.certificate(), &twin, &verifier(true)).unwrap_err();
     assert!(matches!(err, AtlsError::NodeSignature(_)), "{err}");
 }
+
+/// The fuzz corpus of `fuzz/fuzz_targets/module_claims.rs`: each `seed-*` reads as signed
+/// claims (which do not verify: their signature is forged) and each `bad-*` is refused with one
+/// printable line, whatever control characters it holds.
+#[test]
+fn corpus_seeds_read_and_bad_inputs_are_refused_with_one_clear_line() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/module_claims");
+    let node = identity("node-a");
+    let (mut seeds, mut bad) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        match SignedModuleClaims::from_json(&bytes) {
+            Ok(signed) if name.starts_with("seed-") => {
+                seeds += 1;
+                let err =
+                    verify_module_claims(node.certificate(), &signed, &verifier(true)).unwrap_err();
+                assert!(matches!(err, AtlsError::NodeSignature(_)), "{name}: {err}");
+            }
+            Err(err) if name.starts_with("bad-") => {
+                bad += 1;
+                let message = err.to_string();
+                assert!(
+                    matches!(err, AtlsError::ModuleClaims(_))
+                        && !message.chars().any(char::is_control),
+                    "{name}: {message:?}"
+                );
+            }
+            other => panic!("{name}: unexpected {other:?}"),
+        }
+    }
+    assert!(seeds >= 2 && bad >= 4, "{seeds} seeds, {bad} bad inputs");
+    // Over the size bound: refused before parsing.
+    let big = vec![b' '; atls::MAX_CLAIMS_JSON + 1];
+    assert!(matches!(
+        SignedModuleClaims::from_json(&big),
+        Err(AtlsError::ModuleClaims(_))
+    ));
+}

@@ -480,10 +480,8 @@ impl ConnectAuthenticator for ModuleClaimsAuthenticator {
                 "no Authentication Data: expected the node's signed module claims (JSON)",
             )
         })?;
-        let signed: SignedModuleClaims = serde_json::from_slice(data).map_err(|e| {
-            AuthRefusal::not_authorized(format!(
-                "the Authentication Data is not signed module claims: {e}"
-            ))
+        let signed = SignedModuleClaims::from_json(data).map_err(|e| {
+            AuthRefusal::not_authorized(format!("the Authentication Data is refused: {e}"))
         })?;
         let session_certificate = Digest256::of(certificate);
         if signed.claims.node_cert_sha256 != session_certificate {
