@@ -1,7 +1,8 @@
 //! `teemesh demo`: a guided tour on embedded defaults. Starts simulated nodes in-process, appraises
 //! each one's nonce-bound evidence (refusing a node running a modified binary and a replayed
 //! report), hands a relying party a signed attestation result, and verifies the bundled real
-//! SGX/TDX/SEV-SNP evidence at its fixed time, then connects the nodes over mutually attested TLS. Exits non-zero if any outcome is not the expected one.
+//! SGX/TDX/SEV-SNP evidence at its fixed time, then connects the nodes over mutually attested TLS, hosts modules and an application, and
+//! shows the attested MQTT broker inside a node. Exits non-zero if any outcome is not the expected one.
 
 use anyhow::{Result, bail};
 use attest::{
@@ -72,7 +73,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let now = UnixTime::now();
 
     println!(
-        "[1/7] Starting {} simulated nodes in this process",
+        "[1/8] Starting {} simulated nodes in this process",
         args.nodes
     );
     println!(
@@ -111,7 +112,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     }
     println!("{}\n", started.render());
 
-    println!("[2/7] Appraising each node's evidence under the mesh policy");
+    println!("[2/8] Appraising each node's evidence under the mesh policy");
     println!(
         "  policy: allow_simulated = true, sim.measurement = {}, report_data = SHA-512(fresh nonce ‖ node name)",
         short(&measurement.to_hex(), 16)
@@ -173,7 +174,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     println!("{}\n", decisions.render());
 
     println!(
-        "[3/7] A relying party checks node-a through a signed attestation result (no evidence re-appraised)"
+        "[3/8] A relying party checks node-a through a signed attestation result (no evidence re-appraised)"
     );
     let Some(verified) = first_affirmed else {
         bail!("no node was affirmed");
@@ -200,7 +201,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     println!();
 
     println!(
-        "[4/7] Real vendor evidence bundled with teemesh, appraised at each fixture's fixed time"
+        "[4/8] Real vendor evidence bundled with teemesh, appraised at each fixture's fixed time"
     );
     let mut real = Table::new(&[
         "evidence",
@@ -254,19 +255,24 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     println!("{}\n", real.render());
 
     println!(
-        "[5/7] The nodes connect over mutually attested TLS: both ends prove themselves in the handshake"
+        "[5/8] The nodes connect over mutually attested TLS: both ends prove themselves in the handshake"
     );
     surprises.extend(crate::demo_atls::run(measurement)?);
 
     println!(
-        "[6/7] A node daemon hosts the Rust sensor filter: uploaded, called and its claims verified over the admin API"
+        "[6/8] A node daemon hosts the Rust sensor filter: uploaded, called and its claims verified over the admin API"
     );
     surprises.extend(crate::demo_node::run(measurement)?);
 
     println!(
-        "[7/7] An application across three nodes: sensor → filter → actuator, events sealed end to end; update and migration while events flow"
+        "[7/8] An application across three nodes: sensor → filter → actuator, events sealed end to end; update and migration while events flow"
     );
     surprises.extend(crate::demo_app::run(measurement)?);
+
+    println!(
+        "[8/8] The attested MQTT broker inside a node: a module publishes and subscribes as its verified claims allow"
+    );
+    surprises.extend(crate::demo_mqtt::run(measurement)?);
 
     if !surprises.is_empty() {
         bail!(
@@ -294,11 +300,15 @@ pub(crate) fn run(args: &DemoArgs) -> Result<()> {
         "application over sealed event channels, the actuator refused an injected alert, and the filter"
     );
     println!(
-        "was updated and the actuator migrated while events flowed, none lost or repeated. Next:"
+        "was updated and the actuator migrated while events flowed, none lost or repeated; a node's"
     );
     println!(
-        "`teemesh attest verify --help`, `teemesh atls serve --platform sim`, `teemesh node --config FILE`"
+        "attested MQTT broker admitted the filter by its node-signed claims, its alerts reached an"
     );
-    println!("and `teemesh deploy APP.yaml`.");
+    println!("outside subscriber that appraised the broker, and a forged alert was refused. Next:");
+    println!(
+        "`teemesh attest verify --help`, `teemesh atls serve --platform sim`, `teemesh node --config FILE`,"
+    );
+    println!("`teemesh deploy APP.yaml` and `teemesh mqtt sub --help`.");
     Ok(())
 }

@@ -21,6 +21,7 @@ mod build_module;
 mod demo;
 mod demo_app;
 mod demo_atls;
+mod demo_mqtt;
 mod demo_node;
 mod deploy;
 mod fixtures;

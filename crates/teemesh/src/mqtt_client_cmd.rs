@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use atls::{AtlsClient, Freshness, PeerAttestation, PeerVerifier};
-use attest::{Endorsements, UnixTime};
+use attest::{AppraisalPolicy, Endorsements, UnixTime};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use mqtt::{
@@ -407,17 +407,26 @@ fn transport(args: &ConnectArgs) -> Result<(Transport, Option<Freshness>)> {
             let policy = load_policy(args.policy.as_ref())?;
             let freshness = Freshness::from_policy(&policy);
             let endorsements = Endorsements::load(&args.endorsements)?;
-            let verifier = Arc::new(PeerVerifier::new(policy, endorsements));
-            // This client runs outside any TEE: it presents a fresh self-signed certificate,
-            // and the broker sees an unattested client.
-            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-            let certificate =
-                atls::self_signed(&key, "teemesh-mqtt-client", UnixTime::now(), None)?;
-            let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-            let client = AtlsClient::unattested(certificate, private, verifier)?;
-            Ok((Transport::Attested(client), Some(freshness)))
+            Ok((unattested_atls(policy, endorsements)?, Some(freshness)))
         }
     }
+}
+
+/// Attested TLS from outside any TEE: the client appraises the broker under `policy` and
+/// presents a fresh self-signed certificate, so the broker sees an unattested client.
+pub(crate) fn unattested_atls(
+    policy: AppraisalPolicy,
+    endorsements: Endorsements,
+) -> Result<Transport> {
+    let verifier = Arc::new(PeerVerifier::new(policy, endorsements));
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let certificate = atls::self_signed(&key, "teemesh-mqtt-client", UnixTime::now(), None)?;
+    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    Ok(Transport::Attested(AtlsClient::unattested(
+        certificate,
+        private,
+        verifier,
+    )?))
 }
 
 fn tls_transport(args: &ConnectArgs) -> Result<Transport> {

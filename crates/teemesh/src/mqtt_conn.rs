@@ -96,8 +96,17 @@ pub(crate) type Client = mqtt::client::Connection<Box<dyn Stream>>;
 /// An MQTT 3.1.1 clean session as `id` (the load generator's clients).
 pub(crate) async fn open(transport: &Transport, address: &str, id: &str) -> Result<Client> {
     let (stream, _) = transport.connect(address).await?;
+    handshake(stream, id, ProtocolVersion::V311).await
+}
+
+/// CONNECT with a clean session as `id` in `protocol` over `stream`; a refusal is an error.
+pub(crate) async fn handshake(
+    stream: Box<dyn Stream>,
+    id: &str,
+    protocol: ProtocolVersion,
+) -> Result<Client> {
     let connect = Connect {
-        protocol: ProtocolVersion::V311,
+        protocol,
         clean_start: true,
         keep_alive: 60,
         client_id: id.to_owned(),

@@ -23,9 +23,21 @@ pub(crate) async fn start_sim_node(
     key: &AdminKey,
     peer_policy: &str,
 ) -> Result<RunningNode> {
+    start_sim_node_with(dir, name, key, peer_policy, "").await
+}
+
+/// [`start_sim_node`] with `extra` appended to the node's configuration (TOML tables after
+/// `[admin]`, e.g. an `[mqtt]` section).
+pub(crate) async fn start_sim_node_with(
+    dir: &std::path::Path,
+    name: &str,
+    key: &AdminKey,
+    peer_policy: &str,
+    extra: &str,
+) -> Result<RunningNode> {
     let config = NodeConfig::parse(
         &format!(
-            "name = \"{name}\"\ndata_dir = \"{name}\"\nplatform = \"sim\"\nadmin_listen = \"127.0.0.1:0\"\npeer_policy = \"{peer_policy}\"\n[admin]\nauthorized_keys = [\"{}\"]\n",
+            "name = \"{name}\"\ndata_dir = \"{name}\"\nplatform = \"sim\"\nadmin_listen = \"127.0.0.1:0\"\npeer_policy = \"{peer_policy}\"\n[admin]\nauthorized_keys = [\"{}\"]\n{extra}",
             key.hash_string()
         ),
         dir,

@@ -308,6 +308,21 @@ fn demo_runs_and_matches_its_expectations() {
     );
     assert!(stdout.contains("SIMULATED TEE"));
     assert!(stdout.contains("mallory (modified binary)"));
+    assert!(stdout.contains("[8/8] The attested MQTT broker inside a node"));
+    assert!(
+        stdout.contains("affirmed as \"node-m\", platform sim"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("subscriber ← plant/alerts: ").count(),
+        3,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("REFUSED by the broker, PUBACK NotAuthorized (0x87)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("a forged alert was refused"), "{stdout}");
     assert!(stdout.contains("Summary:"));
 }
 
