@@ -130,13 +130,19 @@ enum Ended {
 
 impl BrokerClient {
     /// A client for `app`'s module `module` on the broker at `broker_address`, run by the node
-    /// named `node`; [`Self::start`] runs it.
-    pub(crate) fn new(node: &str, app: &str, module: &str, broker_address: &str) -> Self {
+    /// named `node` under the certificate `node_certificate`; [`Self::start`] runs it.
+    pub(crate) fn new(
+        node: &str,
+        node_certificate: &[u8],
+        app: &str,
+        module: &str,
+        broker_address: &str,
+    ) -> Self {
         Self {
             app: app.to_owned(),
             module: module.to_owned(),
             broker_address: broker_address.to_owned(),
-            client_id: client_id(node, app, module),
+            client_id: client_id(node, node_certificate, app, module),
             ends: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             closing: AtomicBool::new(false),
@@ -735,17 +741,25 @@ fn next_packet_id(last: u16, in_flight: &VecDeque<InFlight>) -> u16 {
 
 /// A stable, unique, readable client id: `tm-NODE-APP-MODULE-` and 8 hex digits of a hash of
 /// the three names (so names with separators in them cannot collide).
-pub(crate) fn client_id(node: &str, app: &str, module: &str) -> String {
+pub(crate) fn client_id(node: &str, node_certificate: &[u8], app: &str, module: &str) -> String {
     let clean = |name: &str| -> String {
         name.chars()
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
             .take(24)
             .collect()
     };
+    // The node's certificate (a fresh key per node run) is in the hash: the broker keeps a
+    // session for its owner only, so a node that restarted must not reuse the identifier of a
+    // session its previous run still owns.
     let mut hash = sha2::Sha256::new();
-    for part in [node, app, module] {
+    for part in [
+        node.as_bytes(),
+        node_certificate,
+        app.as_bytes(),
+        module.as_bytes(),
+    ] {
         hash.update((part.len() as u64).to_be_bytes());
-        hash.update(part.as_bytes());
+        hash.update(part);
     }
     let digest = hash.finalize();
     format!(
@@ -764,13 +778,18 @@ mod tests {
 
     #[test]
     fn client_ids_are_stable_distinct_and_plain() {
-        let a = client_id("node-a", "plant", "filter");
-        assert_eq!(a, client_id("node-a", "plant", "filter"));
+        let a = client_id("node-a", b"cert", "plant", "filter");
+        assert_eq!(a, client_id("node-a", b"cert", "plant", "filter"));
+        // Another run of the node (another certificate) gets another identifier.
+        assert_ne!(a, client_id("node-a", b"cert2", "plant", "filter"));
         assert!(a.starts_with("tm-node-a-plant-filter-"), "{a}");
-        assert_ne!(a, client_id("node-a", "plant", "filter2"));
+        assert_ne!(a, client_id("node-a", b"cert", "plant", "filter2"));
         // Separators inside names cannot make two triples collide.
-        assert_ne!(client_id("a-b", "c", "d"), client_id("a", "b-c", "d"));
-        let odd = client_id("n/ö", "a b", "m.x");
+        assert_ne!(
+            client_id("a-b", b"cert", "c", "d"),
+            client_id("a", b"cert", "b-c", "d")
+        );
+        let odd = client_id("n/ö", b"cert", "a b", "m.x");
         assert!(
             odd.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
@@ -897,7 +916,13 @@ mod tests {
             address,
         } = StandIn::bind().await;
 
-        let client = Arc::new(BrokerClient::new("node-a", "plant", "filter", &address));
+        let client = Arc::new(BrokerClient::new(
+            "node-a",
+            node.certificate(),
+            "plant",
+            "filter",
+            &address,
+        ));
         client
             .attach(&TopicSpec {
                 app: "plant".into(),
@@ -949,7 +974,10 @@ mod tests {
         };
         assert_eq!(connect.protocol, ProtocolVersion::V5);
         assert!(!connect.clean_start);
-        assert_eq!(connect.client_id, client_id("node-a", "plant", "filter"));
+        assert_eq!(
+            connect.client_id,
+            client_id("node-a", node.certificate(), "plant", "filter")
+        );
         assert_eq!(
             connect.properties.session_expiry_interval,
             Some(SESSION_EXPIRY_SECS)
@@ -1040,7 +1068,13 @@ mod tests {
             listener,
             address,
         } = StandIn::bind().await;
-        let client = Arc::new(BrokerClient::new("node-a", "plant", "filter", &address));
+        let client = Arc::new(BrokerClient::new(
+            "node-a",
+            node.certificate(),
+            "plant",
+            "filter",
+            &address,
+        ));
         client
             .attach(&TopicSpec {
                 app: "plant".into(),

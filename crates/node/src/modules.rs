@@ -578,6 +578,7 @@ impl ModuleHost {
         }
         let client = Arc::new(BrokerClient::new(
             &self.bridge.node,
+            self.runtime.identity().certificate(),
             &spec.app,
             name,
             &spec.broker_address,

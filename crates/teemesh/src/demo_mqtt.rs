@@ -30,13 +30,21 @@ use crate::wire::{load_attested, start_sim_node_with};
 /// The committed Rust sensor filter (examples/sensor-filter).
 const SENSOR_FILTER: &[u8] =
     include_bytes!("../../../examples/sensor-filter/sensor-filter-rust.wasm");
-/// node-m's `[mqtt]`: one attested TLS listener and its ACL.
-const MQTT: &str = "[[mqtt.listener]]\nkind = \"atls\"\naddress = \"127.0.0.1:0\"\n\
-    [mqtt.acl]\ndefault = \"deny\"\n\
-    [[mqtt.acl.rule]]\npermission = \"allow\"\napp = \"plant\"\nmodule = \"filter\"\n\
-    allow_simulated = true\ntopic = \"%a/#\"\n\
-    [[mqtt.acl.rule]]\npermission = \"allow\"\nactions = [\"subscribe\"]\ntopic = \"plant/alerts\"\n\
-    [[mqtt.acl.rule]]\npermission = \"allow\"\nactions = [\"publish\"]\ntopic = \"plant/readings\"\n";
+/// node-m's `[mqtt]`: one attested TLS listener and its ACL. The module's rule pins its code
+/// (`module_measurement`) as well as its names: names are labels the signing node's operator
+/// chose, so the measurement is what says which code may publish.
+fn mqtt_config() -> String {
+    use sha2::Digest as _;
+    let filter = hex::encode(sha2::Sha256::digest(SENSOR_FILTER));
+    format!(
+        "[[mqtt.listener]]\nkind = \"atls\"\naddress = \"127.0.0.1:0\"\n\
+         [mqtt.acl]\ndefault = \"deny\"\n\
+         [[mqtt.acl.rule]]\npermission = \"allow\"\napp = \"plant\"\nmodule = \"filter\"\n\
+         module_measurement = \"{filter}\"\nallow_simulated = true\ntopic = \"%a/#\"\n\
+         [[mqtt.acl.rule]]\npermission = \"allow\"\nactions = [\"subscribe\"]\ntopic = \"plant/alerts\"\n\
+         [[mqtt.acl.rule]]\npermission = \"allow\"\nactions = [\"publish\"]\ntopic = \"plant/readings\"\n"
+    )
+}
 const THRESHOLD: u32 = 30;
 /// Readings (sensor, value); the filter alerts when a sensor goes from at-or-below the
 /// threshold to above it, so t2 at 36 (already above) is no new alert.
@@ -67,7 +75,8 @@ async fn run_async(measurement: Measurement384) -> Result<Vec<String>> {
         ),
     )?;
     let key = AdminKey::load_or_create(&dir.path().join("admin-key.pem"))?;
-    let node = start_sim_node_with(dir.path(), "node-m", &key, "peers.toml", MQTT).await?;
+    let node =
+        start_sim_node_with(dir.path(), "node-m", &key, "peers.toml", &mqtt_config()).await?;
     let outcome = steps(&node, &key, measurement).await;
     node.shutdown().await;
     println!();
@@ -91,7 +100,7 @@ async fn steps(
         "  node-m runs the MQTT broker on {broker} (attested TLS: node-m's own attested identity)"
     );
     println!(
-        "  ACL: default deny; plant/# only for app plant's module filter (its verified claims); anyone may publish plant/readings and subscribe plant/alerts"
+        "  ACL: default deny; plant/# only for app plant's module filter running this code (its verified claims: names and measurement); anyone may publish plant/readings and subscribe plant/alerts"
     );
 
     let mut policy = AppraisalPolicy {

@@ -219,8 +219,10 @@ fn placeholder(client: &ClientIdentity, var: char) -> Option<&str> {
         'm' => client.attested().and_then(|c| c.module.as_deref()),
         _ => None,
     }?;
-    // A value must stay one level: `/`, `+` or `#` in a client id would widen the rule.
-    (!value.is_empty() && !value.contains(['/', '+', '#'])).then_some(value)
+    // A value must stay one level: `/`, `+` or `#` in a client id would widen the rule, and
+    // a leading `$` would reach the broker's own topics (`$SYS/…`).
+    (!value.is_empty() && !value.contains(['/', '+', '#']) && !value.starts_with('$'))
+        .then_some(value)
 }
 
 /// `pattern` with `%c`, `%u`, `%a`, `%m` replaced; `None` when a placeholder has no value.

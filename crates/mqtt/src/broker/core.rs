@@ -222,6 +222,21 @@ impl BrokerCore {
             connect.keep_alive
         };
 
+        // A session belongs to the client that made it: another principal using its client
+        // identifier neither takes it over (and with it the subscriptions the ACL granted its
+        // owner) nor ends it.
+        if let Some(existing) = self.sessions.get(&client_id) {
+            let claimant = identity.principal();
+            if existing.owner != claimant {
+                tracing::info!(
+                    client_id = %client_id,
+                    remote = %identity.remote(),
+                    "CONNECT refused: the client identifier belongs to a session of another principal (user, certificate key, app or module)"
+                );
+                refuse(&*outlet, version, ReasonCode::NotAuthorized);
+                return None;
+            }
+        }
         let mut wills = Vec::new();
         // A will delayed past its connection's end: this session is back, so it is not sent
         // (§3.1.3.2) unless the session is started anew, which ends the old one.

@@ -55,7 +55,34 @@ pub struct ClientIdentity {
     pub transport: TransportIdentity,
 }
 
+/// Who a client proved to be, as far as a session's ownership goes: the verified user name,
+/// the key of the certificate it presented, and the application and module its verified module
+/// claims name (not their measurement, so an updated module keeps its session). A session is
+/// taken over or resumed only by a client with the same principal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principal {
+    /// The user name, if its password was checked.
+    pub username: Option<String>,
+    /// SHA-256 of the client certificate's public key, if it presented one.
+    pub certificate_key_sha256: Option<[u8; 32]>,
+    /// The application its verified module claims name.
+    pub app: Option<String>,
+    /// The module its verified module claims name.
+    pub module: Option<String>,
+}
+
 impl ClientIdentity {
+    /// Who this client proved to be (see [`Principal`]).
+    pub fn principal(&self) -> Principal {
+        let attested = self.transport.attested.as_ref();
+        Principal {
+            username: self.username.clone().filter(|_| self.username_verified),
+            certificate_key_sha256: self.transport.certificate_key_sha256,
+            app: attested.and_then(|a| a.app.clone()),
+            module: attested.and_then(|a| a.module.clone()),
+        }
+    }
+
     /// The client's address for logs (empty when the listener knows none).
     pub fn remote(&self) -> String {
         self.transport

@@ -79,6 +79,8 @@ pub(crate) struct StoredSubscription {
 pub(crate) struct Session {
     pub(crate) client_id: Arc<str>,
     pub(crate) identity: Arc<ClientIdentity>,
+    /// Who owns this session: only a client with this principal takes it over or resumes it.
+    pub(crate) owner: super::identity::Principal,
     pub(crate) connection: Option<Connection>,
     pub(crate) subscriptions: HashMap<String, StoredSubscription>,
     /// In send order, so a reconnection resends in the original order.
@@ -103,6 +105,7 @@ impl Session {
     pub(crate) fn new(client_id: Arc<str>, identity: Arc<ClientIdentity>) -> Self {
         Self {
             client_id,
+            owner: identity.principal(),
             identity,
             connection: None,
             subscriptions: HashMap::new(),
@@ -125,6 +128,7 @@ impl Session {
             ..ClientIdentity::default()
         });
         let mut session = Self::new(stored.client_id, identity);
+        session.owner = stored.owner;
         session.expiry_interval = stored.expiry_interval;
         session.disconnected_at = Some(stored.disconnected_at);
         session.stored = true;
@@ -178,6 +182,7 @@ impl Session {
         journal.push(Change::Session {
             client_id: self.client_id.clone(),
             record: SessionRecord {
+                owner: self.owner.clone(),
                 expiry_interval: self.expiry_interval,
                 disconnected_at: self.disconnected_at,
                 subscriptions: self

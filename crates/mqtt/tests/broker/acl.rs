@@ -164,6 +164,9 @@ topic = "clients/%c/#"
     .expect("rules");
     let module = attested("sensors", "filter", false);
     assert!(rules.authorize(&module, Action::Publish, "apps/sensors/filter/out"));
+    // An app name that would reach the broker's own topics, or widen the level, matches nothing.
+    let dollar = attested("$SYS", "filter", false);
+    assert!(!rules.authorize(&dollar, Action::Publish, "apps/$SYS/filter/out"));
     assert!(!rules.authorize(&module, Action::Publish, "apps/other/filter/out"));
     assert!(!rules.authorize(&module, Action::Subscribe, "apps/sensors/filter/status"));
     // Simulated evidence matches no claims rule unless the rule allows it.
@@ -229,4 +232,59 @@ topic = "a/#/b"
     let unknown_key: Result<AclConfig, _> =
         toml::from_str("[[rule]]\npermission = \"allow\"\ntopic = \"a\"\nplatfrom = \"tdx\"\n");
     assert!(unknown_key.is_err());
+}
+
+/// A session belongs to the client that made it: another principal reusing its client
+/// identifier (to take the subscriptions the ACL granted its owner, or to end it) is refused,
+/// live or offline, whatever its clean start; the owner resumes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_principal_cannot_take_over_or_resume_a_session() {
+    let mut config = users_config(RULES);
+    config.auth.allow_anonymous = true;
+    let broker = start(config).await;
+    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let mut owner_connect = connect_packet(version, "alices-session", false);
+        owner_connect.username = Some("alice".into());
+        owner_connect.password = Some(Bytes::from_static(b"wonderland"));
+        if version == ProtocolVersion::V5 {
+            owner_connect.properties.session_expiry_interval = Some(300);
+        }
+        let (mut owner, _) = Client::connect_with(broker.addr, owner_connect.clone()).await;
+        owner.subscribe("users/alice/#", QoS::AtLeastOnce).await;
+
+        let mut thief = connect_packet(version, "alices-session", false);
+        thief.properties.session_expiry_interval = owner_connect.properties.session_expiry_interval;
+        for clean in [false, true] {
+            thief.clean_start = clean;
+            let (mut refused, ack) = Client::connect_with(broker.addr, thief.clone()).await;
+            assert_eq!(
+                ack.reason_code,
+                ReasonCode::NotAuthorized,
+                "{version} clean {clean}"
+            );
+            assert!(!ack.session_present);
+            let _ = refused.expect_closed().await;
+        }
+        // The owner's connection was not taken over.
+        owner.settle().await;
+        owner.vanish().await;
+
+        // Offline, the session is still refused to others, and resumed by its owner.
+        thief.clean_start = false;
+        let (_refused, ack) = Client::connect_with(broker.addr, thief).await;
+        assert_eq!(
+            ack.reason_code,
+            ReasonCode::NotAuthorized,
+            "{version} offline"
+        );
+        let (owner, ack) = Client::connect_with(broker.addr, owner_connect).await;
+        assert_eq!(ack.reason_code, ReasonCode::Success);
+        assert!(ack.session_present, "{version}");
+        let mut clean = connect_packet(version, "alices-session", true);
+        clean.username = Some("alice".into());
+        clean.password = Some(Bytes::from_static(b"wonderland"));
+        owner.disconnect().await;
+        let (owner, _) = Client::connect_with(broker.addr, clean).await;
+        owner.disconnect().await;
+    }
 }

@@ -66,6 +66,8 @@ pub(crate) enum MessageState {
 /// A persistent session's own state (its messages are separate records).
 #[derive(Debug, Clone)]
 pub(crate) struct SessionRecord {
+    /// Who owns the session: only a client with this principal resumes it.
+    pub(crate) owner: crate::broker::identity::Principal,
     pub(crate) expiry_interval: u32,
     /// `None` while connected.
     pub(crate) disconnected_at: Option<Instant>,
@@ -142,6 +144,7 @@ impl Journal {
 #[derive(Debug)]
 pub(crate) struct StoredSession {
     pub(crate) client_id: Arc<str>,
+    pub(crate) owner: crate::broker::identity::Principal,
     pub(crate) expiry_interval: u32,
     /// When it was disconnected (the load time for a session that was connected when the
     /// broker stopped).

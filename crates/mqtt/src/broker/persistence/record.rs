@@ -269,6 +269,25 @@ pub(crate) fn encode_session(record: &SessionRecord, clock: WallClock) -> Vec<u8
         out.push(options.options.to_v5_byte());
         out.extend_from_slice(&options.id.map_or(0, SubscriptionId::get).to_be_bytes());
     }
+    // The owner: the user name, certificate key hash, app and module it proved (each a
+    // presence byte, then the value).
+    let owner = &record.owner;
+    for text in [&owner.username, &owner.app, &owner.module] {
+        match text {
+            Some(text) => {
+                out.push(1);
+                put_string(&mut out, text);
+            }
+            None => out.push(0),
+        }
+    }
+    match owner.certificate_key_sha256 {
+        Some(hash) => {
+            out.push(1);
+            out.extend_from_slice(&hash);
+        }
+        None => out.push(0),
+    }
     out
 }
 
@@ -278,6 +297,7 @@ pub(crate) struct StoredRecord {
     /// Unix milliseconds; `None`: it was connected when the broker stopped.
     pub(crate) disconnected_ms: Option<u64>,
     pub(crate) subscriptions: Vec<(String, SubscriberOptions)>,
+    pub(crate) owner: crate::broker::identity::Principal,
 }
 
 pub(crate) fn decode_session(bytes: &[u8]) -> Result<StoredRecord, StoreError> {
@@ -298,10 +318,33 @@ pub(crate) fn decode_session(bytes: &[u8]) -> Result<StoredRecord, StoreError> {
         let id = SubscriptionId::new(r.u32()?);
         subscriptions.push((filter, SubscriberOptions { options, id }));
     }
+    let mut text = || -> Result<Option<String>, StoreError> {
+        match r.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(r.string()?)),
+            _ => Err(r.corrupt()),
+        }
+    };
+    let (username, app, module) = (text()?, text()?, text()?);
+    let certificate_key_sha256 = match r.u8()? {
+        0 => None,
+        1 => {
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(r.take(32)?);
+            Some(hash)
+        }
+        _ => return Err(r.corrupt()),
+    };
     Ok(StoredRecord {
         expiry_interval: expiry,
         disconnected_ms: (disconnected != NEVER).then_some(disconnected),
         subscriptions,
+        owner: crate::broker::identity::Principal {
+            username,
+            certificate_key_sha256,
+            app,
+            module,
+        },
     })
 }
 
@@ -373,5 +416,29 @@ mod tests {
             decode_retained(&bytes[..bytes.len() - 1], clock),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_session_keeps_its_owner_and_a_truncated_owner_is_corrupt() {
+        for owner in [
+            crate::broker::identity::Principal::default(),
+            crate::broker::identity::Principal {
+                username: Some("alice".into()),
+                certificate_key_sha256: Some([7; 32]),
+                app: Some("plant".into()),
+                module: Some("filter".into()),
+            },
+        ] {
+            let record = SessionRecord {
+                owner: owner.clone(),
+                expiry_interval: 60,
+                disconnected_at: None,
+                subscriptions: Vec::new(),
+            };
+            let bytes = encode_session(&record, clock());
+            let decoded = decode_session(&bytes).expect("decodes");
+            assert_eq!(decoded.owner, owner);
+            assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
+        }
     }
 }

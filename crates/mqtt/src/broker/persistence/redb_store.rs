@@ -83,6 +83,7 @@ impl Store for RedbStore {
                     expiry_interval: expiry,
                     disconnected_ms: disconnected,
                     subscriptions,
+                    owner,
                 } = record::decode_session(value.value())?;
                 // A session connected when the broker stopped lost its connection then, at a
                 // time not recorded: its expiry counts from now.
@@ -94,7 +95,7 @@ impl Store for RedbStore {
                     gone_sessions.push(client_id);
                     continue;
                 }
-                sessions.push((client_id, expiry, disconnected, subscriptions));
+                sessions.push((client_id, expiry, disconnected, subscriptions, owner));
             }
             for entry in txn.open_table(MESSAGES)?.iter()? {
                 let (key, value) = entry?;
@@ -118,8 +119,9 @@ impl Store for RedbStore {
                     .push(packet_id);
             }
         }
-        for (client_id, expiry_interval, disconnected, subscriptions) in sessions {
+        for (client_id, expiry_interval, disconnected, subscriptions, owner) in sessions {
             snapshot.sessions.push(StoredSession {
+                owner,
                 messages: messages.remove(&client_id).unwrap_or_default(),
                 incoming_qos2: incoming.remove(&client_id).unwrap_or_default(),
                 client_id: client_id.into(),
