@@ -63,7 +63,8 @@ pub struct ClientIdentity {
 pub struct Principal {
     /// The user name, if its password was checked.
     pub username: Option<String>,
-    /// SHA-256 of the client certificate's public key, if it presented one.
+    /// SHA-256 of the client certificate's public key, if the client is attested (its key is
+    /// then bound to its evidence).
     pub certificate_key_sha256: Option<[u8; 32]>,
     /// The application its verified module claims name.
     pub app: Option<String>,
@@ -77,7 +78,12 @@ impl ClientIdentity {
         let attested = self.transport.attested.as_ref();
         Principal {
             username: self.username.clone().filter(|_| self.username_verified),
-            certificate_key_sha256: self.transport.certificate_key_sha256,
+            // Only an attested client's key says who it is: a client outside any TEE presents
+            // a certificate it may make afresh for every connection.
+            certificate_key_sha256: self
+                .transport
+                .certificate_key_sha256
+                .filter(|_| attested.is_some()),
             app: attested.and_then(|a| a.app.clone()),
             module: attested.and_then(|a| a.module.clone()),
         }
