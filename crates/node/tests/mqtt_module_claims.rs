@@ -102,6 +102,16 @@ impl Setup {
         node: &Arc<NodeIdentity>,
         auth: Option<(&str, Vec<u8>)>,
     ) -> (Client<tokio_rustls::client::TlsStream<TcpStream>>, ConnAck) {
+        self.connect_atls_as(node, "", auth).await
+    }
+
+    /// As [`Self::connect_atls`], with client identifier `id`.
+    async fn connect_atls_as(
+        &self,
+        node: &Arc<NodeIdentity>,
+        id: &str,
+        auth: Option<(&str, Vec<u8>)>,
+    ) -> (Client<tokio_rustls::client::TlsStream<TcpStream>>, ConnAck) {
         let verifier = Arc::new(PeerVerifier::new(
             simulated_policy(),
             Endorsements::default(),
@@ -114,7 +124,7 @@ impl Setup {
         // The broker presents the node identity it was given.
         let broker = session.peer.attestation().expect("an attested broker");
         assert_eq!(broker.bound.node_name.as_deref(), Some("broker-node"));
-        Client::handshake(session.stream, auth).await
+        Client::handshake(session.stream, id, auth).await
     }
 }
 
@@ -130,7 +140,7 @@ struct Client<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    async fn handshake(stream: S, auth: Option<(&str, Vec<u8>)>) -> (Self, ConnAck) {
+    async fn handshake(stream: S, id: &str, auth: Option<(&str, Vec<u8>)>) -> (Self, ConnAck) {
         let mut properties = Properties::default();
         if let Some((method, data)) = auth {
             properties.authentication_method = Some(method.to_owned());
@@ -146,7 +156,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 protocol: ProtocolVersion::V5,
                 clean_start: true,
                 keep_alive: 60,
-                client_id: String::new(),
+                client_id: id.to_owned(),
                 will: None,
                 username: None,
                 password: None,
@@ -318,7 +328,7 @@ async fn other_methods_and_plain_tcp_are_refused_with_bad_authentication_method(
     let tcp = TcpStream::connect(setup.address(ListenerKind::Tcp))
         .await
         .unwrap();
-    let (_, ack) = Client::handshake(tcp, Some((MODULE_CLAIMS_METHOD, genuine))).await;
+    let (_, ack) = Client::handshake(tcp, "", Some((MODULE_CLAIMS_METHOD, genuine))).await;
     assert_refused(
         &ack,
         ReasonCode::BadAuthenticationMethod,
@@ -338,4 +348,40 @@ async fn module_claims_authenticate_where_anonymous_clients_are_refused() {
     // Twin: the same attested node without claims and without a user name.
     let (_, ack) = setup.connect_atls(a, None).await;
     assert_eq!(ack.reason_code, ReasonCode::NotAuthorized, "{ack:?}");
+}
+
+/// A module's session belongs to it: another node, even one that signs claims naming the same
+/// app and module, and the same node without the module's claims, are refused its client
+/// identifier, and the module's connection is not taken over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_cannot_take_over_a_modules_session() {
+    let setup = Setup::start().await;
+    let id = "tm-node-a-plant-filter-0000";
+    let genuine = claims(&setup.node_a).sign(&setup.node_a).unwrap();
+    let (mut module, ack) = setup
+        .connect_atls_as(
+            &setup.node_a,
+            id,
+            Some((MODULE_CLAIMS_METHOD, signed_json(&genuine))),
+        )
+        .await;
+    assert_eq!(ack.reason_code, ReasonCode::Success, "{ack:?}");
+
+    let lookalike = claims(&setup.node_b).sign(&setup.node_b).unwrap();
+    let (_b, ack) = setup
+        .connect_atls_as(
+            &setup.node_b,
+            id,
+            Some((MODULE_CLAIMS_METHOD, signed_json(&lookalike))),
+        )
+        .await;
+    assert_eq!(ack.reason_code, ReasonCode::NotAuthorized, "{ack:?}");
+    let (_a, ack) = setup.connect_atls_as(&setup.node_a, id, None).await;
+    assert_eq!(ack.reason_code, ReasonCode::NotAuthorized, "{ack:?}");
+
+    // The module is still connected and still the module.
+    assert_eq!(
+        module.publish("apps/plant/temperature").await,
+        ReasonCode::NoMatchingSubscribers
+    );
 }
