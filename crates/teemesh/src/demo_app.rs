@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use atls::PeerVerifier;
-use attest::{AppraisalPolicy, Endorsements, Measurement384};
+use attest::{Endorsements, Measurement384};
 use node::protocol::{Bytes, CallKind, ConnectionInfo, EventProtection, Op, Reply};
 use node::{AdminClient, AdminKey};
 
@@ -158,23 +158,13 @@ async fn run_async(measurement: Measurement384) -> Result<Vec<String>> {
     let mut surprises = Vec::new();
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     // The nodes admit each other as peers only on the simulated TEE's own measurement.
-    std::fs::write(
-        dir.path().join("peers.toml"),
-        format!(
-            "allow_simulated = true\n[sim]\nmeasurement = \"{}\"\n",
-            measurement.to_hex()
-        ),
-    )?;
+    crate::wire::write_sim_peer_policy(dir.path(), measurement)?;
     let key = AdminKey::load_or_create(&dir.path().join("admin-key.pem"))?;
     let mut nodes = Vec::new();
     for name in ["node-a", "node-b", "node-c"] {
         nodes.push(start_sim_node(dir.path(), name, &key, "peers.toml").await?);
     }
-    let mut policy = AppraisalPolicy {
-        allow_simulated: true,
-        ..AppraisalPolicy::default()
-    };
-    policy.sim.measurement.0 = vec![measurement];
+    let policy = crate::wire::sim_mesh_policy(measurement);
     let verifier = Arc::new(PeerVerifier::new(policy, Endorsements::default()));
     let mut admins = Vec::new();
     for node in &nodes {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use atls::PeerVerifier;
-use attest::{AppraisalPolicy, Endorsements, Measurement384};
+use attest::{Endorsements, Measurement384};
 use bytes::Bytes;
 use mqtt::{
     Packet, PacketId, Properties, ProtocolVersion, Publish, PublishQos, QoS, ReasonCode, Subscribe,
@@ -67,13 +67,7 @@ async fn run_async(measurement: Measurement384) -> Result<Vec<String>> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     // The node admits attested peers (its own MQTT client, for one) only on the simulated
     // TEE's own measurement.
-    std::fs::write(
-        dir.path().join("peers.toml"),
-        format!(
-            "allow_simulated = true\n[sim]\nmeasurement = \"{}\"\n",
-            measurement.to_hex()
-        ),
-    )?;
+    crate::wire::write_sim_peer_policy(dir.path(), measurement)?;
     let key = AdminKey::load_or_create(&dir.path().join("admin-key.pem"))?;
     let node =
         start_sim_node_with(dir.path(), "node-m", &key, "peers.toml", &mqtt_config()).await?;
@@ -103,11 +97,7 @@ async fn steps(
         "  ACL: default deny; plant/# only for app plant's module filter running this code (its verified claims: names and measurement); anyone may publish plant/readings and subscribe plant/alerts"
     );
 
-    let mut policy = AppraisalPolicy {
-        allow_simulated: true,
-        ..AppraisalPolicy::default()
-    };
-    policy.sim.measurement.0 = vec![measurement];
+    let policy = crate::wire::sim_mesh_policy(measurement);
     let verifier = Arc::new(PeerVerifier::new(policy.clone(), Endorsements::default()));
     let mut admin =
         AdminClient::connect(&node.admin_addr.to_string(), key, verifier.clone()).await?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use atls::{PeerVerifier, SignedModuleClaims, verify_module_claims};
-use attest::{AppraisalPolicy, Endorsements, Measurement384};
+use attest::{Endorsements, Measurement384};
 use node::protocol::{CallKind, Op, Reply};
 use node::{AdminClient, AdminKey, NodeConfig};
 
@@ -43,11 +43,7 @@ async fn run_async(measurement: Measurement384) -> Result<Vec<String>> {
         key.hash_string()
     );
 
-    let mut policy = AppraisalPolicy {
-        allow_simulated: true,
-        ..AppraisalPolicy::default()
-    };
-    policy.sim.measurement.0 = vec![measurement];
+    let policy = crate::wire::sim_mesh_policy(measurement);
     let verifier = Arc::new(PeerVerifier::new(policy, Endorsements::default()));
     let mut admin =
         AdminClient::connect(&node.admin_addr.to_string(), &key, verifier.clone()).await?;

@@ -4,7 +4,7 @@
 
 use anyhow::{Context as _, Result, bail};
 use atls::{PeerVerifier, SignedModuleClaims, verify_module_claims};
-use attest::{Digest256, Measurement256};
+use attest::{AppraisalPolicy, Digest256, Measurement256, Measurement384};
 use events::wrap::{ModulePublicKey, WrapContext, wrap_key};
 use events::{ConnectionId, ConnectionKey};
 use node::protocol::{
@@ -44,6 +44,32 @@ pub(crate) async fn start_sim_node_with(
     )
     .map_err(anyhow::Error::msg)?;
     Ok(node::start(&config, platform::PlatformRoots::default()).await?)
+}
+
+/// The demo mesh's policy: simulated evidence admitted only with the simulated TEE's own
+/// `measurement` (this executable's).
+pub(crate) fn sim_mesh_policy(measurement: Measurement384) -> AppraisalPolicy {
+    let mut policy = AppraisalPolicy {
+        allow_simulated: true,
+        ..AppraisalPolicy::default()
+    };
+    policy.sim.measurement.0 = vec![measurement];
+    policy
+}
+
+/// Writes the same policy as `dir/peers.toml`, for demo nodes' `peer_policy`.
+pub(crate) fn write_sim_peer_policy(
+    dir: &std::path::Path,
+    measurement: Measurement384,
+) -> Result<()> {
+    std::fs::write(
+        dir.join("peers.toml"),
+        format!(
+            "allow_simulated = true\n[sim]\nmeasurement = \"{}\"\n",
+            measurement.to_hex()
+        ),
+    )?;
+    Ok(())
 }
 
 /// A module uploaded to a node whose signed claims were verified.
