@@ -43,6 +43,22 @@ pub(crate) struct MqttBenchArgs {
     /// Only these transports (tcp, tls, atls; repeatable); default all three.
     #[arg(long = "transport", value_name = "KIND", value_parser = ["tcp", "tls", "atls"])]
     transports: Vec<String>,
+    /// Runs of each load on each broker, alternating between them; the table shows medians
+    /// (default 3, 1 with --quick).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: Option<u32>,
+    /// Worker threads of our broker (default: its own default, one per CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    broker_threads: Option<u16>,
+    /// Only loads of this QoS (0 or 1; repeatable).
+    #[arg(long, value_name = "QOS", value_parser = clap::value_parser!(u8).range(0..=1))]
+    qos: Vec<u8>,
+    /// Only loads of this payload size (64 or 16384 bytes; repeatable).
+    #[arg(long, value_name = "BYTES")]
+    size: Vec<usize>,
+    /// Only loads with this many publishers and subscribers (1 or 4; repeatable).
+    #[arg(long, value_name = "N")]
+    fan: Vec<usize>,
 }
 
 /// A broker process, killed when dropped.
@@ -179,7 +195,7 @@ fn start_mosquitto(args: &MqttBenchArgs, dir: &Path, pki: &Pki) -> Result<Broker
 /// Our broker as its own process (`teemesh mqtt broker`), with a TCP, a TLS and an attested TLS
 /// listener (on the simulated TEE: this is a benchmark). Its queues are as large as mosquitto's
 /// are here (unlimited queued messages), so neither drops what the other would keep.
-fn start_ours(dir: &Path, pki: &Pki) -> Result<BrokerProcess> {
+fn start_ours(dir: &Path, pki: &Pki, threads: Option<u16>) -> Result<BrokerProcess> {
     let config = dir.join("broker.toml");
     std::fs::write(
         &config,
@@ -189,9 +205,12 @@ fn start_ours(dir: &Path, pki: &Pki) -> Result<BrokerProcess> {
             pki.key.display()
         ),
     )?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["mqtt", "broker", "--config"])
-        .arg(&config)
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["mqtt", "broker", "--config"]).arg(&config);
+    if let Some(threads) = threads {
+        command.args(["--threads", &threads.to_string()]);
+    }
+    let mut child = command
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -265,6 +284,7 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
                             messages,
                             size,
                             qos,
+                            rate: None,
                         },
                     });
                 }
@@ -287,55 +307,162 @@ pub(crate) fn run(args: &MqttBenchArgs) -> Result<()> {
             "note: this is a debug build (our broker runs as this executable): run `cargo run --release -p teemesh -- bench mqtt` for meaningful ratios"
         );
     }
+    let chosen: Vec<Scenario> = scenarios(args.quick)
+        .into_iter()
+        .filter(|s| args.transports.is_empty() || args.transports.iter().any(|t| t == s.transport))
+        .filter(|s| args.qos.is_empty() || args.qos.contains(&(s.load.qos as u8)))
+        .filter(|s| args.size.is_empty() || args.size.contains(&s.load.size))
+        .filter(|s| args.fan.is_empty() || args.fan.contains(&s.load.publishers))
+        .collect();
+    if chosen.is_empty() {
+        bail!("no load matches: sizes are 64 and 16384, fans 1 and 4");
+    }
     let dir = tempfile::tempdir()?;
     let pki = make_pki(dir.path())?;
     let mosquitto = start_mosquitto(args, dir.path(), &pki)?;
-    let ours = start_ours(dir.path(), &pki)?;
+    let ours = start_ours(dir.path(), &pki, args.broker_threads)?;
     let tls = tls_transport(&pki)?;
     let atls = attested_transport()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut rows = Vec::new();
-    for scenario in scenarios(args.quick)
-        .into_iter()
-        .filter(|s| args.transports.is_empty() || args.transports.iter().any(|t| t == s.transport))
-    {
-        let (transport, theirs_at, ours_at) = match scenario.transport {
-            "tcp" => (Transport::Tcp, Some(&mosquitto.tcp), ours.tcp.clone()),
-            "tls" => (tls.clone(), Some(&mosquitto.tls), ours.tls.clone()),
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 });
+    let mut rows: Vec<Row> = Vec::new();
+    for scenario in chosen {
+        // Ours, and the peer it is compared with, each run alternating with the other so a
+        // change in the machine's load hits both alike: mosquitto over the same transport, or
+        // for the attested listener our own plain TLS listener.
+        let (transport, ours_at, peer) = match scenario.transport {
+            "tcp" => (
+                &Transport::Tcp,
+                &ours.tcp,
+                (MOSQUITTO, &Transport::Tcp, &mosquitto),
+            ),
+            "tls" => (&tls, &ours.tls, (MOSQUITTO, &tls, &mosquitto)),
             _ => (
-                atls.clone(),
-                None,
+                &atls,
                 ours.atls
-                    .clone()
+                    .as_ref()
                     .context("our broker has no attested listener")?,
+                (OUR_TLS, &tls, &ours),
             ),
         };
-        let theirs = match theirs_at {
-            Some(address) => {
-                Some(runtime.block_on(crate::mqtt_load::run(&transport, address, scenario.load))?)
-            }
-            None => None,
+        let peer_at = match peer.1 {
+            Transport::Tcp => &peer.2.tcp,
+            _ => &peer.2.tls,
         };
-        let mine = runtime.block_on(crate::mqtt_load::run(&transport, &ours_at, scenario.load))?;
+        let measure = |load: Load| -> Result<(Outcome, Outcome)> {
+            let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+            for _ in 0..runs {
+                theirs.push(run_load(&runtime, peer.2, peer.1, peer_at, load)?);
+                mine.push(run_load(&runtime, &ours, transport, ours_at, load)?);
+            }
+            Ok((Outcome::median(mine), Outcome::median(theirs)))
+        };
+        let (full, full_peer) = measure(scenario.load)?;
+        // Latency at one rate for both: a share of the slower one's throughput.
+        let rate =
+            LATENCY_LOAD * full.per_sec.min(full_peer.per_sec) / scenario.load.subscribers as f64;
+        let paced_messages = ((rate * paced_secs(args.quick)) as usize / scenario.load.publishers)
+            .clamp(100, scenario.load.messages.max(100) * 4);
+        let (paced, paced_peer) = measure(Load {
+            rate: Some(rate),
+            messages: paced_messages,
+            ..scenario.load
+        })?;
         if !args.json {
             eprintln!(
-                "  {:<5} {}: ours {:.0}/s{}",
+                "  {:<5} {}: ours {:.0}/s, {} {:.0}/s; p99 at {:.0}/s: ours {} µs, {} {} µs",
                 scenario.transport,
                 label(&scenario.load),
-                mine.per_sec,
-                theirs
-                    .as_ref()
-                    .map(|t| format!(", mosquitto {:.0}/s", t.per_sec))
-                    .unwrap_or_default()
+                full.per_sec,
+                peer.0,
+                full_peer.per_sec,
+                rate * scenario.load.subscribers as f64,
+                paced.p99.as_micros(),
+                peer.0,
+                paced_peer.p99.as_micros(),
             );
         }
-        rows.push((scenario, mine, theirs));
+        rows.push(Row {
+            scenario,
+            rate,
+            mine: Measured { full, paced },
+            peer: peer.0,
+            theirs: Measured {
+                full: full_peer,
+                paced: paced_peer,
+            },
+        });
     }
     drop((mosquitto, ours));
-    report(args, &rows)
+    report(args, runs, &rows)
+}
+
+/// One run of `load` against `broker` at `address`, with the broker's CPU time per delivery.
+fn run_load(
+    runtime: &tokio::runtime::Runtime,
+    broker: &BrokerProcess,
+    transport: &Transport,
+    address: &str,
+    load: Load,
+) -> Result<Outcome> {
+    let before = cpu_time(broker.child.id());
+    let mut outcome = runtime.block_on(crate::mqtt_load::run(transport, address, load))?;
+    if let (Some(before), Some(after)) = (before, cpu_time(broker.child.id())) {
+        outcome.cpu_per_delivery = Some(
+            after.saturating_sub(before) / outcome.delivered.max(1).try_into().unwrap_or(u32::MAX),
+        );
+    }
+    Ok(outcome)
+}
+
+/// The CPU time a process has had so far, all its threads together (Linux: the first field of
+/// every `/proc/PID/task/*/schedstat`, in nanoseconds); `None` where that cannot be read.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// The share of the slower broker's throughput the latency runs publish at.
+const LATENCY_LOAD: f64 = 0.5;
+
+/// How long a latency run publishes for.
+fn paced_secs(quick: bool) -> f64 {
+    if quick { 0.1 } else { 0.5 }
+}
+
+/// One broker's figures for one load: throughput at full speed, latency at the row's rate.
+struct Measured {
+    full: Outcome,
+    paced: Outcome,
+}
+
+/// The peers a row compares ours with.
+const MOSQUITTO: &str = "mosquitto";
+const OUR_TLS: &str = "our TLS";
+
+/// One load's row: ours, and its peer's at the same load.
+struct Row {
+    scenario: Scenario,
+    /// Messages published per second in the latency runs.
+    rate: f64,
+    mine: Measured,
+    /// [`MOSQUITTO`] or [`OUR_TLS`].
+    peer: &'static str,
+    theirs: Measured,
+}
+
+impl Row {
+    /// Our throughput over the peer's.
+    fn ratio(&self) -> f64 {
+        self.mine.full.per_sec / self.theirs.full.per_sec.max(1e-9)
+    }
 }
 
 fn outcome_json(outcome: &Outcome) -> serde_json::Value {
@@ -343,116 +470,125 @@ fn outcome_json(outcome: &Outcome) -> serde_json::Value {
         "messages_per_sec": outcome.per_sec.round(),
         "p50_us": outcome.p50.as_micros(),
         "p99_us": outcome.p99.as_micros(),
+        "cpu_ns_per_delivery": outcome.cpu_per_delivery.map(|d| d.as_nanos()),
         "delivered": outcome.delivered,
         "expected": outcome.expected,
     })
 }
 
-fn report(args: &MqttBenchArgs, rows: &[(Scenario, Outcome, Option<Outcome>)]) -> Result<()> {
-    // Attested TLS against our own plain TLS at the same load.
-    let our_tls = |load: &Load| {
-        rows.iter()
-            .find(|(s, _, _)| {
-                s.transport == "tls"
-                    && s.load.qos == load.qos
-                    && s.load.size == load.size
-                    && s.load.publishers == load.publishers
-            })
-            .map(|(_, mine, _)| mine.per_sec)
-    };
+fn measured_json(measured: &Measured) -> serde_json::Value {
+    json!({ "full_speed": outcome_json(&measured.full), "paced": outcome_json(&measured.paced) })
+}
+
+fn report(args: &MqttBenchArgs, runs: u32, rows: &[Row]) -> Result<()> {
     if args.json {
         let out: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(s, mine, theirs)| {
+            .map(|r| {
+                let s = &r.scenario;
                 json!({
                     "transport": s.transport,
                     "qos": s.load.qos as u8,
                     "size": s.load.size,
                     "publishers": s.load.publishers,
                     "subscribers": s.load.subscribers,
-                    "teemesh": outcome_json(mine),
-                    "mosquitto": theirs.as_ref().map(outcome_json),
-                    "ratio": theirs.as_ref().map(|t| mine.per_sec / t.per_sec.max(1e-9)),
+                    "paced_deliveries_per_sec": (r.rate * s.load.subscribers as f64).round(),
+                    "teemesh": measured_json(&r.mine),
+                    "peer": r.peer,
+                    "peer_figures": measured_json(&r.theirs),
+                    "ratio": r.ratio(),
                 })
             })
             .collect();
-        println!("{}", json!({ "mqtt": out }));
+        println!(
+            "{}",
+            json!({ "mqtt": out, "runs": runs, "broker_threads": args.broker_threads })
+        );
         return Ok(());
     }
     let mut table = Table::new(&[
         "path",
         "load",
         "ours msg/s",
-        "p50",
-        "p99",
-        "mosquitto msg/s",
-        "p50",
-        "p99",
+        "peer",
+        "peer msg/s",
         "ratio",
+        "CPU/msg",
+        "peer's",
+        "paced msg/s",
+        "ours p50",
+        "p99",
+        "peer p50",
+        "p99",
     ]);
     let us = |d: Duration| format!("{} µs", d.as_micros());
-    for (s, mine, theirs) in rows {
-        let ratio = match theirs {
-            Some(t) => format!("{:.2}× mosquitto", mine.per_sec / t.per_sec.max(1e-9)),
-            None => our_tls(&s.load)
-                .map(|tls| format!("{:.2}× our TLS", mine.per_sec / tls.max(1e-9)))
-                .unwrap_or_default(),
-        };
-        let lost = |o: &Outcome| {
-            if o.delivered < o.expected {
-                format!(" ({} lost)", o.expected - o.delivered)
-            } else {
-                String::new()
-            }
-        };
+    let cpu = |o: &Outcome| {
+        o.cpu_per_delivery
+            .map(|d| format!("{} ns", d.as_nanos()))
+            .unwrap_or_else(|| "—".into())
+    };
+    let lost = |o: &Outcome| {
+        if o.delivered < o.expected {
+            format!(" ({} lost)", o.expected - o.delivered)
+        } else {
+            String::new()
+        }
+    };
+    for r in rows {
+        let (s, mine, theirs) = (&r.scenario, &r.mine, &r.theirs);
         table.row(vec![
             s.transport.to_owned(),
             label(&s.load),
-            format!("{:.0}{}", mine.per_sec, lost(mine)),
-            us(mine.p50),
-            us(mine.p99),
-            theirs
-                .as_ref()
-                .map(|t| format!("{:.0}{}", t.per_sec, lost(t)))
-                .unwrap_or_else(|| "—".into()),
-            theirs.as_ref().map(|t| us(t.p50)).unwrap_or_default(),
-            theirs.as_ref().map(|t| us(t.p99)).unwrap_or_default(),
-            ratio,
+            format!("{:.0}{}", mine.full.per_sec, lost(&mine.full)),
+            r.peer.to_owned(),
+            format!("{:.0}{}", theirs.full.per_sec, lost(&theirs.full)),
+            format!("{:.2}×", r.ratio()),
+            cpu(&mine.full),
+            cpu(&theirs.full),
+            format!("{:.0}", r.rate * s.load.subscribers as f64),
+            us(mine.paced.p50),
+            format!("{}{}", us(mine.paced.p99), lost(&mine.paced)),
+            us(theirs.paced.p50),
+            format!("{}{}", us(theirs.paced.p99), lost(&theirs.paced)),
         ]);
     }
-    println!("MQTT brokers on loopback, one process each, driven by the same client (MQTT 3.1.1)");
+    let threads = match args.broker_threads {
+        Some(1) => "1 worker thread".to_owned(),
+        Some(n) => format!("{n} worker threads"),
+        None => format!(
+            "{} worker threads, one per CPU",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        ),
+    };
+    println!(
+        "MQTT brokers on loopback, one process each (ours on {threads}; mosquitto is single-threaded), driven by the same client (MQTT 3.1.1); medians of {runs} run{}",
+        if runs == 1 { "" } else { "s" },
+    );
+    println!(
+        "msg/s: deliveries to subscribers per second at full speed; CPU/msg: the broker's CPU time per delivery then; latency: publish to delivery, with both paced at the same rate ({:.0}% of the slower one's throughput)",
+        LATENCY_LOAD * 100.0
+    );
     println!("{}", table.render());
-    let ratios: Vec<f64> = rows
-        .iter()
-        .filter_map(|(_, mine, theirs)| theirs.as_ref().map(|t| mine.per_sec / t.per_sec.max(1e-9)))
-        .collect();
-    let attested: Vec<f64> = rows
-        .iter()
-        .filter(|(s, _, _)| s.transport == "atls")
-        .filter_map(|(s, mine, _)| our_tls(&s.load).map(|tls| mine.per_sec / tls.max(1e-9)))
-        .collect();
+    let against = |peer: &'static str| rows.iter().filter(move |r| r.peer == peer);
+    let ratios: Vec<f64> = against(MOSQUITTO).map(Row::ratio).collect();
+    let attested: Vec<f64> = against(OUR_TLS).map(Row::ratio).collect();
     // "lowest R: met | missed", or "not measured" when no load of that kind ran.
     let verdict = |v: &[f64], goal: f64| match v.iter().copied().reduce(f64::min) {
         Some(lowest) if lowest >= goal => format!("lowest {lowest:.2}: met"),
         Some(lowest) => format!("lowest {lowest:.2}: missed"),
         None => "not measured".to_owned(),
     };
-    let compared = rows
-        .iter()
-        .filter(|(_, _, theirs)| theirs.is_some())
-        .count();
-    let p99_missed = rows
-        .iter()
-        .filter_map(|(_, mine, theirs)| theirs.as_ref().map(|t| mine.p99 <= t.p99))
-        .filter(|ok| !ok)
+    let compared = against(MOSQUITTO).count();
+    let p99_missed = against(MOSQUITTO)
+        .filter(|r| r.mine.paced.p99 > r.theirs.paced.p99)
         .count();
     let p99 = match (compared, p99_missed) {
         (0, _) => "not measured".to_owned(),
         (_, 0) => "met".to_owned(),
-        (_, missed) => format!("missed in {missed} of {compared} loads"),
+        (n, missed) => format!("missed in {missed} of {n} loads"),
     };
     println!(
-        "goals: throughput ≥ {GOAL_THROUGHPUT}× mosquitto ({}), attested TLS ≥ {GOAL_ATTESTED}× our TLS ({}), p99 ≤ mosquitto's ({p99})",
+        "goals: throughput ≥ {GOAL_THROUGHPUT}× mosquitto ({}), attested TLS ≥ {GOAL_ATTESTED}× our TLS ({}), p99 ≤ mosquitto's at the same rate ({p99})",
         verdict(&ratios, GOAL_THROUGHPUT),
         verdict(&attested, GOAL_ATTESTED),
     );

@@ -36,11 +36,25 @@ pub(crate) struct BrokerArgs {
     /// A plain TCP listener on ADDR (port 0 picks a free port), added to the configured ones.
     #[arg(long, value_name = "ADDR")]
     listen: Vec<String>,
+    /// Worker threads (default: one per CPU). The broker's routing is serialised either way;
+    /// more threads run more connections' I/O and TLS at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 pub(crate) fn run(cmd: MqttCommand) -> Result<()> {
     match cmd {
-        MqttCommand::Broker(args) => crate::async_runtime()?.block_on(broker(args)),
+        MqttCommand::Broker(args) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = args.threads {
+                runtime.worker_threads(threads.into());
+            }
+            runtime
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(broker(args))
+        }
         MqttCommand::Pub(args) => crate::mqtt_client_cmd::publish(args),
         MqttCommand::Sub(args) => crate::mqtt_client_cmd::subscribe(args),
         MqttCommand::Passwd => {

@@ -4,9 +4,12 @@
 //!
 //! One run: `subscribers` clients subscribe to one topic, then `publishers` clients each publish
 //! `messages` messages of `size` bytes to it at QoS 0 or 1 (QoS 1 with at most `WINDOW`
-//! unacknowledged per publisher). Every message carries its send time, so each subscriber
-//! measures latency; throughput is messages delivered to subscribers per second, from the first
-//! publish to the last delivery.
+//! unacknowledged per publisher), as fast as they can or at a fixed `rate`. Every message
+//! carries its send time, so each subscriber measures latency; throughput is messages
+//! delivered to subscribers per second, from the first publish to the last delivery.
+//!
+//! Latency means something only at a fixed rate the broker sustains: at full speed it measures
+//! how much the socket buffers on the way hold (Little's law), not the broker.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,8 @@ pub(crate) struct Load {
     pub(crate) messages: usize,
     pub(crate) size: usize,
     pub(crate) qos: QoS,
+    /// Messages published per second by all publishers together; `None`: as fast as they can.
+    pub(crate) rate: Option<f64>,
 }
 
 /// What one run measured.
@@ -47,6 +52,38 @@ pub(crate) struct Outcome {
     /// Deliveries expected and made.
     pub(crate) expected: u64,
     pub(crate) delivered: u64,
+    /// The broker's CPU time per delivery, where the caller could measure it.
+    pub(crate) cpu_per_delivery: Option<Duration>,
+}
+
+impl Outcome {
+    /// The median of several runs of one load, each figure on its own; `delivered` is the
+    /// worst run's, so a loss in any run shows.
+    pub(crate) fn median(mut runs: Vec<Outcome>) -> Outcome {
+        fn middle<T: Copy + PartialOrd>(runs: &[Outcome], f: impl Fn(&Outcome) -> T) -> T {
+            let mut values: Vec<T> = runs.iter().map(f).collect();
+            values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            values[values.len() / 2]
+        }
+        if runs.len() <= 1 {
+            return runs.pop().unwrap_or(Outcome {
+                per_sec: 0.0,
+                p50: Duration::ZERO,
+                p99: Duration::ZERO,
+                expected: 0,
+                delivered: 0,
+                cpu_per_delivery: None,
+            });
+        }
+        Outcome {
+            per_sec: middle(&runs, |o| o.per_sec),
+            p50: middle(&runs, |o| o.p50),
+            p99: middle(&runs, |o| o.p99),
+            expected: middle(&runs, |o| o.expected),
+            delivered: runs.iter().map(|o| o.delivered).min().unwrap_or(0),
+            cpu_per_delivery: middle(&runs, |o| o.cpu_per_delivery),
+        }
+    }
 }
 
 const FIRST_ID: PacketId = match PacketId::new(1) {
@@ -119,6 +156,7 @@ pub(crate) async fn run(transport: &Transport, address: &str, load: Load) -> Res
         p99: pick(0.99),
         expected,
         delivered,
+        cpu_per_delivery: None,
     })
 }
 
@@ -127,7 +165,20 @@ pub(crate) async fn run(transport: &Transport, address: &str, load: Load) -> Res
 async fn publish(mut client: Client, load: Load, epoch: Instant) -> Result<()> {
     let mut payload = vec![0u8; load.size.max(8)];
     let mut unacked = 0usize;
+    let interval = load
+        .rate
+        .filter(|rate| *rate > 0.0)
+        .map(|rate| Duration::from_secs_f64(load.publishers as f64 / rate));
+    let start = tokio::time::Instant::now();
     for n in 0..load.messages {
+        if let Some(interval) = interval {
+            // Paced: what is queued goes out before waiting for the next message's turn.
+            let due = start + interval.mul_f64(n as f64);
+            if tokio::time::Instant::now() < due {
+                client.flush().await?;
+                tokio::time::sleep_until(due).await;
+            }
+        }
         let now = epoch.elapsed().as_nanos() as u64;
         payload[..8].copy_from_slice(&now.to_be_bytes());
         let qos = match load.qos {

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! `teemesh bench mqtt --quick` runs our broker and Debian's mosquitto side by side with the
-//! same load generator and reports both; at QoS 1 every message is delivered by both, over
-//! plain TCP and (ours) attested TLS. The numbers of a quick debug run mean nothing; that the
+//! same load generator and reports both, at full speed and paced; at QoS 1 every message is
+//! delivered by both, over plain TCP and (ours) attested TLS against our plain TLS. The numbers of a quick debug run mean nothing; that the
 //! matrix runs end to end does.
 
 use std::process::Command;
@@ -31,23 +31,60 @@ fn both_brokers_carry_the_same_load_and_qos1_loses_nothing() {
     let rows = report["mqtt"].as_array().unwrap();
     assert_eq!(rows.len(), 16, "2 transports × 2 QoS × 2 sizes × 2 shapes");
     for row in rows {
-        let ours = &row["teemesh"];
-        assert!(ours["messages_per_sec"].as_f64().unwrap() > 0.0, "{row}");
-        match row["transport"].as_str().unwrap() {
-            "tcp" => assert!(row["mosquitto"].is_object(), "{row}"),
-            _ => assert!(
-                row["mosquitto"].is_null(),
-                "mosquitto has no attested TLS: {row}"
-            ),
-        }
-        if row["qos"] == 1 {
-            assert_eq!(ours["delivered"], ours["expected"], "{row}");
-            if row["mosquitto"].is_object() {
-                assert_eq!(
-                    row["mosquitto"]["delivered"], row["mosquitto"]["expected"],
-                    "{row}"
-                );
+        // Mosquitto over the same transport; attested TLS against our own plain TLS.
+        let peer = match row["transport"].as_str().unwrap() {
+            "tcp" => "mosquitto",
+            _ => "our TLS",
+        };
+        assert_eq!(row["peer"], peer, "{row}");
+        assert!(
+            row["paced_deliveries_per_sec"].as_f64().unwrap() > 0.0,
+            "{row}"
+        );
+        for figures in [&row["teemesh"], &row["peer_figures"]] {
+            let full = &figures["full_speed"];
+            assert!(full["messages_per_sec"].as_f64().unwrap() > 0.0, "{row}");
+            // Linux says how much CPU each broker process used.
+            assert!(full["cpu_ns_per_delivery"].as_u64().unwrap() > 0, "{row}");
+            if row["qos"] == 1 {
+                for run in [full, &figures["paced"]] {
+                    assert_eq!(run["delivered"], run["expected"], "{row}");
+                }
             }
         }
     }
+}
+
+#[test]
+fn loads_can_be_chosen_and_an_unknown_one_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_teemesh"))
+        .args(["bench", "mqtt", "--quick", "--json", "--transport", "tcp"])
+        .args(["--qos", "1", "--size", "64", "--fan", "4", "--runs", "2"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["runs"], 2);
+    let rows = report["mqtt"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{report}");
+    assert_eq!(
+        (&rows[0]["qos"], &rows[0]["size"], &rows[0]["publishers"]),
+        (&1.into(), &64.into(), &4.into())
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_teemesh"))
+        .args(["bench", "mqtt", "--size", "100"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no load matches: sizes are 64 and 16384"),
+        "{stderr}"
+    );
 }

@@ -26,7 +26,8 @@ use crate::{
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most bytes written in one batch.
 const WRITE_BATCH: usize = 64 * 1024;
-/// The longest a publisher is paused for a congested subscriber, per read.
+/// The longest a publisher is paused for a congested subscriber, per read (a stalled
+/// subscriber must not stop its publishers).
 const PAUSE: Duration = Duration::from_millis(2);
 /// The most slices in one vectored write (well below every system's `IOV_MAX`).
 const MAX_SLICES: usize = 256;
@@ -35,7 +36,7 @@ const MAX_SLICES: usize = 256;
 const KEEP_BUFFER: usize = 16 * 1024;
 /// The least and the most room a read is given (a larger packet takes several reads).
 const MIN_READ: usize = 64;
-const MAX_READ: usize = 64 * 1024;
+const MAX_READ: usize = 256 * 1024;
 
 pub(crate) async fn run<S>(
     shared: Arc<Shared>,
@@ -353,7 +354,8 @@ where
     let mut read_size = ReadSize::new();
     read_size.reserve(buf, decoder);
     let mut room = buf.capacity() - buf.len();
-    let mut paused = false;
+    // Whether this client's last turn fed a congested subscriber, and the drains seen then.
+    let mut paused = None;
     let reason = loop {
         tokio::select! {
             reason = outlet.closed() => break reason,
@@ -369,8 +371,10 @@ where
                 }
             }
             // Backpressure: a subscriber of this client's last messages is behind.
-            () = pause(&shared.drained), if paused => paused = false,
-            read = reader.read_buf(buf), if !paused => {
+            () = shared.drained.wait(paused.unwrap_or_default(), PAUSE), if paused.is_some() => {
+                paused = None;
+            }
+            read = reader.read_buf(buf), if paused.is_none() => {
                 match read {
                     Ok(0) | Err(_) => return None,
                     Ok(read) => read_size.observe(read, room),
@@ -383,6 +387,7 @@ where
                 if !packets.is_empty() {
                     let now = std::time::Instant::now();
                     let mut core = shared.core();
+                    let drains = shared.drained.count();
                     for packet in packets.drain(..) {
                         flow = core.handle(conn_id, client_id, packet, now);
                         if flow != Flow::Continue {
@@ -394,7 +399,11 @@ where
                     if !Shared::commit(&mut core) {
                         return None;
                     }
-                    paused = core.take_congested();
+                    paused = core.take_congested().then_some(drains);
+                    if core.take_drained() {
+                        drop(core);
+                        shared.drained.signal();
+                    }
                 }
                 packets.clear();
                 if let Flow::Close(reason) = flow {
@@ -485,12 +494,6 @@ async fn write_batch<W: AsyncWrite + Unpin>(
         *scratch = Vec::new();
     }
     result.map(|()| size)
-}
-
-/// Waits until a congested connection drains, or [`PAUSE`] at most (a drain may have come
-/// just before the wait began, and a stalled subscriber must not stop its publishers).
-async fn pause(drained: &tokio::sync::Notify) {
-    let _ = tokio::time::timeout(PAUSE, drained.notified()).await;
 }
 
 async fn write_all_vectored<W: AsyncWrite + Unpin>(

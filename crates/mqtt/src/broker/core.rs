@@ -68,6 +68,8 @@ pub struct BrokerCore {
     assigned_count: u64,
     /// See [`Self::take_congested`].
     congested: bool,
+    /// See [`Self::take_drained`].
+    drained: bool,
 }
 
 impl std::fmt::Debug for BrokerCore {
@@ -106,6 +108,7 @@ impl BrokerCore {
             assigned_prefix: prefix,
             assigned_count: 0,
             congested: false,
+            drained: false,
         }
     }
 
@@ -350,11 +353,15 @@ impl BrokerCore {
         match packet {
             Packet::Publish(publish) => self.on_publish(client_id, publish, now),
             Packet::PubAck(ack) | Packet::PubComp(ack) => {
+                let was = session.is_congested();
                 session.acknowledged(ack.packet_id, now, &self.counters, &mut self.journal);
+                self.drained |= was && !session.is_congested();
                 Flow::Continue
             }
             Packet::PubRec(ack) => {
+                let was = session.is_congested();
                 session.received(&ack, now, &self.counters, &mut self.journal);
+                self.drained |= was && !session.is_congested();
                 Flow::Continue
             }
             Packet::PubRel(ack) => {
@@ -654,6 +661,13 @@ impl BrokerCore {
     /// more than their queues.
     pub fn take_congested(&mut self) -> bool {
         std::mem::take(&mut self.congested)
+    }
+
+    /// Whether an acknowledgement since the last call let a congested session's queued
+    /// messages go out: publishers paused for it may go on. (A connection whose socket queue
+    /// drains says so itself.)
+    pub fn take_drained(&mut self) -> bool {
+        std::mem::take(&mut self.drained)
     }
 
     fn publish_will(

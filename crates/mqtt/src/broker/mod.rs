@@ -86,7 +86,7 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
     pub(crate) live: AtomicUsize,
     /// Told when a congested connection has drained: publishers paused for it go on.
-    pub(crate) drained: Arc<tokio::sync::Notify>,
+    pub(crate) drained: Arc<outlet::Drained>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -177,7 +177,7 @@ impl Broker {
             counters,
             next_conn: AtomicU64::new(1),
             live: AtomicUsize::new(0),
-            drained: Arc::new(tokio::sync::Notify::new()),
+            drained: Arc::default(),
         });
         let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {

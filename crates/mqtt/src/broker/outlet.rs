@@ -1,7 +1,7 @@
 //! The broker core's way out to one connection: bounded, never blocking. The core pushes
 //! encoded packets and close requests; the connection task writes them to its socket.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -59,7 +59,41 @@ pub(crate) struct ChannelOutlet {
     /// Bytes queued and not yet written.
     queued: AtomicUsize,
     /// Told when any congested connection has drained (shared by the broker's connections).
-    drained: Arc<Notify>,
+    drained: Arc<Drained>,
+}
+
+/// The broker-wide signal that a congested connection has drained: publishers paused for a
+/// congested subscriber wait on it. A count of drains lets a waiter see one that came between
+/// its turn and its wait (a bare [`Notify::notify_waiters`] would be lost then).
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    notify: Notify,
+    count: AtomicU64,
+}
+
+impl Drained {
+    /// How many drains there have been.
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// A congested connection drained: wakes every waiter.
+    pub(crate) fn signal(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until a drain after the `seen`-th, or `at_most`.
+    pub(crate) async fn wait(&self, seen: u64, at_most: std::time::Duration) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the count is checked, so no signal falls in between.
+        notified.as_mut().enable();
+        if self.count() != seen {
+            return;
+        }
+        let _ = tokio::time::timeout(at_most, notified).await;
+    }
 }
 
 /// Queued bytes above which a connection is congested, and below which it has drained.
@@ -67,7 +101,7 @@ const CONGESTED: usize = 512 * 1024;
 const DRAINED: usize = 128 * 1024;
 
 impl ChannelOutlet {
-    pub(crate) fn new(capacity: usize, drained: Arc<Notify>) -> (Self, mpsc::Receiver<Outbound>) {
+    pub(crate) fn new(capacity: usize, drained: Arc<Drained>) -> (Self, mpsc::Receiver<Outbound>) {
         // tokio's bounded channel allocates its slots in blocks as they fill, so an idle
         // connection's queue costs little whatever its capacity.
         let (tx, rx) = mpsc::channel(capacity.max(1));
@@ -85,7 +119,7 @@ impl ChannelOutlet {
     pub(crate) fn written(&self, bytes: usize) {
         let before = self.queued.fetch_sub(bytes, Ordering::Relaxed);
         if before > DRAINED && before.saturating_sub(bytes) <= DRAINED {
-            self.drained.notify_waiters();
+            self.drained.signal();
         }
     }
 

@@ -129,3 +129,64 @@ fn session_expiry_and_will_delay_at_fixed_instants() {
     );
     assert_eq!(flow, mqtt::broker::Flow::Close(None));
 }
+
+#[test]
+fn a_subscriber_over_its_quota_holds_publishers_back_until_it_acknowledges() {
+    let v5 = ProtocolVersion::V5;
+    let t0 = Instant::now();
+    let mut core = core();
+    // The subscriber takes one QoS 1 message at a time.
+    let mut connect = connect_packet(v5, "slow", true);
+    connect.properties.receive_maximum = std::num::NonZeroU16::new(1);
+    let slow = Arc::new(Recorder::default());
+    core.connect(1, connect, ClientIdentity::default(), slow.clone(), t0)
+        .expect("accepted");
+    let subscribe = Packet::Subscribe(Subscribe {
+        packet_id: id(1),
+        subscriptions: vec![Subscription {
+            filter: "t".into(),
+            options: SubscriptionOptions::new(QoS::AtLeastOnce),
+        }],
+        properties: Default::default(),
+    });
+    core.handle(1, "slow", subscribe, t0);
+    let publisher = Arc::new(Recorder::default());
+    core.connect(
+        2,
+        connect_packet(v5, "pub", true),
+        ClientIdentity::default(),
+        publisher,
+        t0,
+    )
+    .expect("accepted");
+    slow.take(v5);
+
+    // The first message goes out within the quota: no congestion.
+    let first = publish("t", "1", PublishQos::AtLeastOnce(id(1)));
+    core.handle(2, "pub", Packet::Publish(first), t0);
+    assert!(!core.take_congested());
+    let sent = slow.take(v5);
+    let [Packet::Publish(delivered)] = &sent[..] else {
+        panic!("expected one PUBLISH, got {sent:?}");
+    };
+    let PublishQos::AtLeastOnce(delivered_id) = delivered.qos else {
+        panic!("expected QoS 1, got {delivered:?}");
+    };
+    // The second must wait: the publisher is asked to pause, and nothing has drained.
+    let second = publish("t", "2", PublishQos::AtLeastOnce(id(2)));
+    core.handle(2, "pub", Packet::Publish(second), t0);
+    assert!(core.take_congested());
+    assert!(!core.take_drained());
+    assert!(slow.take(v5).is_empty());
+
+    // The subscriber's PUBACK lets the second out and says the queue drained.
+    let ack = Packet::PubAck(mqtt::Acknowledgement {
+        packet_id: delivered_id,
+        reason_code: ReasonCode::Success,
+        properties: Default::default(),
+    });
+    core.handle(1, "slow", ack, t0);
+    assert!(core.take_drained());
+    assert!(!core.take_drained(), "told once");
+    assert!(matches!(&slow.take(v5)[..], [Packet::Publish(p)] if p.payload == "2"));
+}
