@@ -370,18 +370,22 @@ async fn serve_atls(
         let server = server.clone();
         let verifier = verifier.clone();
         tokio::spawn(async move {
-            let attested =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, server.accept(stream)).await {
-                    Ok(Ok(attested)) => attested,
-                    Ok(Err(e)) => {
-                        tracing::info!(%remote, "attested TLS refused: {e}");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::info!(%remote, "attested TLS handshake timed out");
-                        return;
-                    }
-                };
+            let attested = match tokio::time::timeout(
+                HANDSHAKE_TIMEOUT,
+                server.accept(mqtt::broker::ReadAhead::new(stream)),
+            )
+            .await
+            {
+                Ok(Ok(attested)) => attested,
+                Ok(Err(e)) => {
+                    tracing::info!(%remote, "attested TLS refused: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%remote, "attested TLS handshake timed out");
+                    return;
+                }
+            };
             let peer_certificate = attested
                 .stream
                 .get_ref()

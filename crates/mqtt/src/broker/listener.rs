@@ -57,6 +57,7 @@ pub async fn serve_tls(broker: Broker, listener: TcpListener, acceptor: TlsAccep
         let acceptor = acceptor.clone();
         let name = name.clone();
         tokio::spawn(async move {
+            let tcp = super::ReadAhead::new(tcp);
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {

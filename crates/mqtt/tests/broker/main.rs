@@ -5,4 +5,5 @@ mod acl;
 mod client;
 mod core;
 mod flows;
+mod read_ahead;
 mod v5;
