@@ -245,10 +245,7 @@ pub async fn start_broker(
     config: &MqttConfig,
     identity: &AtlsIdentity,
 ) -> Result<RunningBroker, NodeError> {
-    let broker = Broker::new(&config.broker_config())
-        .map_err(|e| NodeError::Mqtt(format!("broker configuration: {e}")))?;
-    let mut listeners = Vec::new();
-    let mut tasks = JoinSet::new();
+    let mut bound = Vec::new();
     for listener_config in &config.listener {
         let tcp = TcpListener::bind(&listener_config.address)
             .await
@@ -260,6 +257,29 @@ pub async fn start_broker(
             what: "mqtt listener".into(),
             reason,
         })?;
+        bound.push((listener_config, tcp, address));
+    }
+    let mut broker_config = config.broker_config();
+    if broker_config.auth.allow_anonymous.is_none() {
+        // As mosquitto 2: anonymous clients only while nothing listens beyond this machine.
+        let exposed: Vec<String> = bound
+            .iter()
+            .filter(|(_, _, address)| !address.ip().is_loopback())
+            .map(|(_, _, address)| address.to_string())
+            .collect();
+        if !exposed.is_empty() {
+            tracing::warn!(
+                listeners = %exposed.join(", "),
+                "clients with neither a user name nor module claims are refused: a listener is not on a loopback address and [auth] allow_anonymous is not set"
+            );
+        }
+        broker_config.auth.allow_anonymous = Some(exposed.is_empty());
+    }
+    let broker = Broker::new(&broker_config)
+        .map_err(|e| NodeError::Mqtt(format!("broker configuration: {e}")))?;
+    let mut listeners = Vec::new();
+    let mut tasks = JoinSet::new();
+    for (listener_config, tcp, address) in bound {
         let kind = listener_config.kind;
         let broker = broker.clone();
         match kind {

@@ -32,22 +32,16 @@ pub struct PersistenceConfig {
 }
 
 /// Username/password authentication.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Whether a client without a user name may connect.
-    pub allow_anonymous: bool,
+    /// Whether a client with neither a verified user name nor verified module claims may
+    /// connect (an attested TLS client without them included). Unset: no, in this library;
+    /// `node::mqtt` (the node's and `teemesh mqtt broker`'s) allows them when every listener is
+    /// on a loopback address, as mosquitto 2 does when it listens only locally.
+    pub allow_anonymous: Option<bool>,
     /// Known users and their password hashes.
     pub users: Vec<UserConfig>,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            allow_anonymous: true,
-            users: Vec::new(),
-        }
-    }
 }
 
 /// Limits of the broker, per connection unless said otherwise.

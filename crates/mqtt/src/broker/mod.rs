@@ -10,7 +10,9 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use mqtt::broker::{Broker, BrokerConfig, listener};
-//! let broker = Broker::new(&BrokerConfig::default())?;
+//! let mut config = BrokerConfig::default();
+//! config.auth.allow_anonymous = Some(true); // refused unless said
+//! let broker = Broker::new(&config)?;
 //! let tcp = tokio::net::TcpListener::bind("127.0.0.1:1883").await?;
 //! listener::serve_tcp(broker, tcp, "tcp".into()).await;
 //! # Ok(()) }
@@ -175,7 +177,7 @@ impl Broker {
             core: Mutex::new(core),
             limits,
             users,
-            allow_anonymous: config.auth.allow_anonymous,
+            allow_anonymous: config.auth.allow_anonymous.unwrap_or(false),
             counters,
             next_conn: AtomicU64::new(1),
             live: AtomicUsize::new(0),

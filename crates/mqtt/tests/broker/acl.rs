@@ -17,7 +17,7 @@ fn acl(text: &str) -> AclConfig {
 fn users_config(acl_text: &str) -> BrokerConfig {
     BrokerConfig {
         auth: AuthConfig {
-            allow_anonymous: false,
+            allow_anonymous: Some(false),
             users: vec![UserConfig {
                 name: "alice".into(),
                 password_hash: hash_password(b"wonderland").expect("hash"),
@@ -240,7 +240,7 @@ topic = "a/#/b"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_principal_cannot_take_over_or_resume_a_session() {
     let mut config = users_config(RULES);
-    config.auth.allow_anonymous = true;
+    config.auth.allow_anonymous = Some(true);
     let broker = start(config).await;
     for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
         let mut owner_connect = connect_packet(version, "alices-session", false);

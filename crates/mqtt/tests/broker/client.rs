@@ -33,8 +33,15 @@ pub(crate) async fn start(config: BrokerConfig) -> TestBroker {
     TestBroker { addr, broker }
 }
 
+/// The default configuration, but anonymous clients admitted (as most tests' clients are).
+pub(crate) fn open_config() -> BrokerConfig {
+    let mut config = BrokerConfig::default();
+    config.auth.allow_anonymous = Some(true);
+    config
+}
+
 pub(crate) async fn start_default() -> TestBroker {
-    start(BrokerConfig::default()).await
+    start(open_config()).await
 }
 
 pub(crate) fn id(value: u16) -> PacketId {

@@ -324,7 +324,7 @@ async fn inbound_packet_too_large_and_receive_maximum() {
             receive_maximum: 2,
             ..Limits::default()
         },
-        ..BrokerConfig::default()
+        ..open_config()
     };
     let broker = start(config).await;
     let (mut client, ack) = Client::connect_with(
@@ -374,7 +374,7 @@ async fn slow_consumer_loses_qos0_and_never_stalls_others() {
             outbound_queue: 8,
             ..Limits::default()
         },
-        ..BrokerConfig::default()
+        ..open_config()
     };
     let broker = start(config).await;
     let mut slow = Client::connect(broker.addr, ProtocolVersion::V311, "slow").await;
