@@ -41,6 +41,8 @@ impl Transport {
             .await
             .with_context(|| format!("cannot connect to {address}"))?;
         tcp.set_nodelay(true)?;
+        // rustls reads 4 KiB of records per call: under TLS, one larger read serves several.
+        let buffered = mqtt::broker::ReadAhead::new;
         Ok(match self {
             Self::Tcp => (Box::new(tcp), None),
             Self::Tls {
@@ -49,7 +51,7 @@ impl Transport {
             } => (
                 Box::new(
                     tokio_rustls::TlsConnector::from(config.clone())
-                        .connect(server_name.clone(), tcp)
+                        .connect(server_name.clone(), buffered(tcp))
                         .await
                         .map_err(|e| {
                             let hint = tls_hint(&e.to_string());
@@ -59,7 +61,7 @@ impl Transport {
                 None,
             ),
             Self::Attested(client) => {
-                let attested = client.connect(tcp).await.map_err(|e| match e {
+                let attested = client.connect(buffered(tcp)).await.map_err(|e| match e {
                     AtlsError::Io(io) => {
                         anyhow::Error::new(io).context(format!("attested TLS with {address}"))
                     }
