@@ -337,25 +337,34 @@ pub(crate) fn run(args: &MqttBenchArgs) -> Result<()> {
             "tcp" => (
                 &Transport::Tcp,
                 &ours.tcp,
-                (MOSQUITTO, &Transport::Tcp, &mosquitto),
+                (MOSQUITTO, &mosquitto, &mosquitto.tcp),
             ),
-            "tls" => (&tls, &ours.tls, (MOSQUITTO, &tls, &mosquitto)),
+            "tls" => (&tls, &ours.tls, (MOSQUITTO, &mosquitto, &mosquitto.tls)),
             _ => (
                 &atls,
                 ours.atls
                     .as_ref()
                     .context("our broker has no attested listener")?,
-                (OUR_TLS, &tls, &ours),
+                (OUR_TLS, &ours, &ours.tls),
             ),
         };
-        let peer_at = match peer.1 {
-            Transport::Tcp => &peer.2.tcp,
-            _ => &peer.2.tls,
+        let (peer_name, peer_broker, peer_at) = peer;
+        // The peer is reached over plain TCP or plain TLS.
+        let peer_transport = if scenario.transport == "tcp" {
+            &Transport::Tcp
+        } else {
+            &tls
         };
         let measure = |load: Load| -> Result<(Outcome, Outcome)> {
             let (mut mine, mut theirs) = (Vec::new(), Vec::new());
             for _ in 0..runs {
-                theirs.push(run_load(&runtime, peer.2, peer.1, peer_at, load)?);
+                theirs.push(run_load(
+                    &runtime,
+                    peer_broker,
+                    peer_transport,
+                    peer_at,
+                    load,
+                )?);
                 mine.push(run_load(&runtime, &ours, transport, ours_at, load)?);
             }
             Ok((Outcome::median(mine), Outcome::median(theirs)))
@@ -377,11 +386,11 @@ pub(crate) fn run(args: &MqttBenchArgs) -> Result<()> {
                 scenario.transport,
                 label(&scenario.load),
                 full.per_sec,
-                peer.0,
+                peer_name,
                 full_peer.per_sec,
                 rate * scenario.load.subscribers as f64,
                 paced.p99.as_micros(),
-                peer.0,
+                peer_name,
                 paced_peer.p99.as_micros(),
             );
         }
@@ -389,7 +398,7 @@ pub(crate) fn run(args: &MqttBenchArgs) -> Result<()> {
             scenario,
             rate,
             mine: Measured { full, paced },
-            peer: peer.0,
+            peer: peer_name,
             theirs: Measured {
                 full: full_peer,
                 paced: paced_peer,

@@ -234,7 +234,8 @@ async fn print_messages(args: SubArgs) -> Result<()> {
             Some(granted) => eprintln!("teemesh: subscribed to {filter} (QoS {})", granted as u8),
             None => {
                 return Err(PeerRefused(format!(
-                    "the broker refused the subscription to {filter}: {code}"
+                    "the broker refused the subscription to {filter}: {}",
+                    suback_code(*code, client.version())
                 ))
                 .into());
             }
@@ -382,12 +383,40 @@ async fn open(args: &ConnectArgs, role: &str, session: Option<u32>) -> Result<Cl
     if ack.reason_code.is_error() {
         return Err(PeerRefused(format!(
             "the broker refused the connection: {}{}",
-            ack.reason_code,
+            connack_code(ack.reason_code, client.version()),
             reason_string(&ack.properties)
         ))
         .into());
     }
     Ok(client)
+}
+
+/// A CONNACK code as the protocol in use says it: MQTT 3.1.1 has return codes 1 to 5, not
+/// MQTT 5's reason codes.
+fn connack_code(code: ReasonCode, version: ProtocolVersion) -> String {
+    let v311 = match code.to_v311_connack() {
+        Some(1) => "unacceptable protocol version",
+        Some(2) => "identifier rejected",
+        Some(3) => "server unavailable",
+        Some(4) => "bad user name or password",
+        Some(5) => "not authorized",
+        _ => return code.to_string(),
+    };
+    match version {
+        ProtocolVersion::V311 => format!(
+            "{v311} (MQTT 3.1.1 return code {})",
+            code.to_v311_connack().unwrap_or_default()
+        ),
+        ProtocolVersion::V5 => code.to_string(),
+    }
+}
+
+/// A SUBACK refusal as the protocol in use says it: MQTT 3.1.1 has one, 0x80 "failure".
+fn suback_code(code: ReasonCode, version: ProtocolVersion) -> String {
+    match version {
+        ProtocolVersion::V311 => "failure (MQTT 3.1.1 return code 0x80)".to_owned(),
+        ProtocolVersion::V5 => code.to_string(),
+    }
 }
 
 /// The transport `args` ask for and, for attested TLS, how the policy wants evidence fresh.

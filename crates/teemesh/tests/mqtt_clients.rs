@@ -333,3 +333,33 @@ fn a_persistent_subscriber_gets_what_came_while_away_and_pub_sends_files_and_std
         .expect("run mqtt sub");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_refused_connection_is_explained_in_the_clients_protocol_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:0\"\n[auth]\nallow_anonymous = false\n",
+    )
+    .expect("write broker.toml");
+    let process = BrokerProcess::start(&["--config", config.to_str().expect("utf-8 path")], false);
+    let tcp = process.address("tcp");
+    for (version, expected) in [
+        ("311", "not authorized (MQTT 3.1.1 return code 5)"),
+        ("5", "NotAuthorized (0x87)"),
+    ] {
+        let out = Command::new(TEEMESH)
+            .args(["mqtt", "pub", "--transport", "tcp", "--broker", &tcp])
+            .args(["-V", version, "-t", "t", "-m", "m"])
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run teemesh mqtt pub");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "MQTT {version}: {stderr}");
+        assert!(
+            stderr.contains(&format!("the broker refused the connection: {expected}")),
+            "MQTT {version}: {stderr}"
+        );
+    }
+}
