@@ -1,24 +1,16 @@
 #![allow(clippy::unwrap_used)]
 //! `teemesh bench mqtt --quick` runs our broker and Debian's mosquitto side by side with the
 //! same load generator and reports both, at full speed and paced; at QoS 1 every message is
-//! delivered by both, over plain TCP and (ours) attested TLS against our plain TLS. The numbers of a quick debug run mean nothing; that the
-//! matrix runs end to end does.
+//! delivered by both, over plain TCP and (ours) attested TLS against our plain TLS. The
+//! numbers of a quick debug run mean nothing; that the matrix runs end to end does.
 
 use std::process::Command;
 
-#[test]
-fn both_brokers_carry_the_same_load_and_qos1_loses_nothing() {
+/// `teemesh bench mqtt --quick --json ARGS`'s report.
+fn quick_bench(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_teemesh"))
-        .args([
-            "bench",
-            "mqtt",
-            "--quick",
-            "--json",
-            "--transport",
-            "tcp",
-            "--transport",
-            "atls",
-        ])
+        .args(["bench", "mqtt", "--quick", "--json"])
+        .args(args)
         .env_remove("RUST_LOG")
         .output()
         .unwrap();
@@ -27,7 +19,12 @@ fn both_brokers_carry_the_same_load_and_qos1_loses_nothing() {
         "{}\n(the benchmark needs Debian's mosquitto: apt-get install mosquitto)",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn both_brokers_carry_the_same_load_and_qos1_loses_nothing() {
+    let report = quick_bench(&["--transport", "tcp", "--transport", "atls"]);
     let rows = report["mqtt"].as_array().unwrap();
     assert_eq!(rows.len(), 16, "2 transports × 2 QoS × 2 sizes × 2 shapes");
     for row in rows {
@@ -57,18 +54,18 @@ fn both_brokers_carry_the_same_load_and_qos1_loses_nothing() {
 
 #[test]
 fn loads_can_be_chosen_and_an_unknown_one_is_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_teemesh"))
-        .args(["bench", "mqtt", "--quick", "--json", "--transport", "tcp"])
-        .args(["--qos", "1", "--size", "64", "--fan", "4", "--runs", "2"])
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = quick_bench(&[
+        "--transport",
+        "tcp",
+        "--qos",
+        "1",
+        "--size",
+        "64",
+        "--fan",
+        "4",
+        "--runs",
+        "2",
+    ]);
     assert_eq!(report["runs"], 2);
     let rows = report["mqtt"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{report}");
