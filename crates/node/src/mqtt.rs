@@ -270,7 +270,7 @@ pub async fn start_broker(
         if !exposed.is_empty() {
             tracing::warn!(
                 listeners = %exposed.join(", "),
-                "clients with neither a user name nor module claims are refused: a listener is not on a loopback address and [auth] allow_anonymous is not set"
+                "clients with neither a user name nor module claims are refused: a listener is not on a loopback address and [auth] allow_anonymous is not set (to admit them, set it to true in a --config file, or give clients users under [[auth.users]])"
             );
         }
         broker_config.auth.allow_anonymous = Some(exposed.is_empty());

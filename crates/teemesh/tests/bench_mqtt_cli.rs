@@ -81,7 +81,7 @@ fn loads_can_be_chosen_and_an_unknown_one_is_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("no load matches: sizes are 64 and 16384"),
+        stderr.contains("invalid value '100'") && stderr.contains("64, 16384"),
         "{stderr}"
     );
 }

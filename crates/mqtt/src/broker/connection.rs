@@ -95,7 +95,12 @@ pub(crate) async fn run<S>(
                 reason = ?reason,
                 "CONNECT refused: {why}"
             );
-            refuse(&*dyn_outlet, version, reason);
+            // MQTT 5 clients get the why as the Reason String too.
+            let refusal = AuthRefusal {
+                reason,
+                message: why.to_owned(),
+            };
+            refuse_explained(&*dyn_outlet, version, &refusal);
             finish(&mut writer, rx, version, None).await;
             return;
         }
