@@ -571,6 +571,7 @@ fn report(args: &MqttBenchArgs, runs: u32, rows: &[Row]) -> Result<()> {
     for r in rows {
         let (s, mine, theirs) = (&r.scenario, &r.mine, &r.theirs);
         let target = r.rate * s.load.subscribers as f64;
+        let p99 = |o: &Outcome| format!("{}{}{}", us(o.p99), lost(o), short(o, target));
         table.row(vec![
             s.transport.to_owned(),
             label(&s.load),
@@ -582,19 +583,9 @@ fn report(args: &MqttBenchArgs, runs: u32, rows: &[Row]) -> Result<()> {
             cpu(&theirs.full),
             format!("{:.0}", r.rate * s.load.subscribers as f64),
             us(mine.paced.p50),
-            format!(
-                "{}{}{}",
-                us(mine.paced.p99),
-                lost(&mine.paced),
-                short(&mine.paced, target)
-            ),
+            p99(&mine.paced),
             us(theirs.paced.p50),
-            format!(
-                "{}{}{}",
-                us(theirs.paced.p99),
-                lost(&theirs.paced),
-                short(&theirs.paced, target)
-            ),
+            p99(&theirs.paced),
         ]);
     }
     let threads = match (args.broker_threads, broker_threads(args)) {
