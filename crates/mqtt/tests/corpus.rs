@@ -294,6 +294,72 @@ const BAD: &[(&str, &str)] = &[
     ),
 ];
 
+/// What pipelining clients send in one write: CONNECT and requests straight after it, and
+/// runs of one request without waiting for the answers (the shapes that once lost replies).
+fn pipelined(version: ProtocolVersion) -> Vec<(&'static str, Vec<Packet>)> {
+    let connect = || Packet::Connect(Box::new(connect(version)));
+    let qos1 = |n: u16| {
+        Packet::Publish(Publish {
+            qos: PublishQos::AtLeastOnce(pid(n)),
+            ..publish(version)
+        })
+    };
+    let qos2 = |n: u16| {
+        Packet::Publish(Publish {
+            qos: PublishQos::ExactlyOnce(pid(n)),
+            ..publish(version)
+        })
+    };
+    let ids = 1..=200u16;
+    vec![
+        (
+            "connect-subscribe",
+            vec![connect(), Packet::Subscribe(subscribe(version))],
+        ),
+        ("connect-pingreq", vec![connect(), Packet::PingReq]),
+        ("connect-publish", vec![connect(), qos1(1)]),
+        (
+            "pingreqs",
+            std::iter::once(connect())
+                .chain(ids.clone().map(|_| Packet::PingReq))
+                .collect(),
+        ),
+        (
+            "qos1-publishes",
+            std::iter::once(connect())
+                .chain(ids.clone().map(qos1))
+                .collect(),
+        ),
+        (
+            "qos2-publishes-and-pubrels",
+            std::iter::once(connect())
+                .chain(
+                    ids.clone()
+                        .flat_map(|n| [qos2(n), Packet::PubRel(Acknowledgement::success(pid(n)))]),
+                )
+                .collect(),
+        ),
+        (
+            "subscribes-and-unsubscribes",
+            std::iter::once(connect())
+                .chain(ids.flat_map(|n| {
+                    [
+                        Packet::Subscribe(Subscribe {
+                            packet_id: pid(n),
+                            ..subscribe(version)
+                        }),
+                        Packet::Unsubscribe(Unsubscribe {
+                            packet_id: pid(n),
+                            filters: vec!["sensors/+/reading".into()],
+                            properties: Properties::default(),
+                        }),
+                    ]
+                }))
+                .collect(),
+        ),
+    ]
+}
+
 fn version_named(name: &str) -> ProtocolVersion {
     match name {
         "v311" => ProtocolVersion::V311,
@@ -313,6 +379,13 @@ fn expected_files() -> Vec<(String, Vec<u8>)> {
         }
         // A whole session in one input, for the fuzzer to splice.
         files.push((format!("seed-{label}-stream"), stream));
+        for (name, packets) in pipelined(version) {
+            let mut wire = Vec::new();
+            for packet in packets {
+                wire.extend_from_slice(&packet.to_bytes(version).expect("seed encodes"));
+            }
+            files.push((format!("seed-{label}-pipelined-{name}"), wire));
+        }
     }
     for (name, hex_text) in BAD {
         let compact: String = hex_text.split_whitespace().collect();

@@ -81,7 +81,7 @@ impl Metrics {
             return;
         };
         let c = broker.counters();
-        let counters: [(&str, &str, u64); 9] = [
+        let counters: [(&str, &str, u64); 10] = [
             (
                 "connections",
                 "Client connections accepted (CONNACK Success).",
@@ -99,7 +99,7 @@ impl Metrics {
             ),
             (
                 "dropped_queue_full",
-                "Messages dropped because a client's queue was full (QoS 0: its connection's queue; QoS 1/2: limits.max_queued_messages).",
+                "Messages dropped for a client that is behind (QoS 0: stalled for limits.stall_timeout_ms or over limits.max_outbound_bytes; QoS 1/2: over limits.max_queued_messages).",
                 c.dropped_queue_full.get(),
             ),
             (
@@ -119,8 +119,13 @@ impl Metrics {
             ),
             (
                 "slow_consumers_disconnected",
-                "Clients disconnected because their connection's queue was full with QoS 1/2 to send.",
+                "Clients disconnected because a write to them made no progress for 30 s.",
                 c.slow_consumers_disconnected.get(),
+            ),
+            (
+                "connections_refused",
+                "Connections refused before CONNECT: limits.max_connections, limits.max_connections_per_address or limits.max_connect_size.",
+                c.connections_refused.get(),
             ),
             (
                 "protocol_errors",

@@ -385,6 +385,10 @@ async fn serve_atls(
                 continue;
             }
         };
+        // Counted before the handshake: half-open attested sessions take memory too.
+        let Some(admission) = broker.admit(Some(remote)) else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let broker = broker.clone();
         let server = server.clone();
@@ -417,7 +421,7 @@ async fn serve_atls(
             let authenticator: Arc<dyn ConnectAuthenticator> =
                 Arc::new(ModuleClaimsAuthenticator::new(verifier, peer_certificate));
             broker
-                .serve_authenticated(attested.stream, transport, Some(authenticator))
+                .serve_admitted(admission, attested.stream, transport, Some(authenticator))
                 .await;
         });
     }

@@ -206,7 +206,7 @@ fn start_ours(dir: &Path, pki: &Pki, threads: Option<u16>) -> Result<BrokerProce
     std::fs::write(
         &config,
         format!(
-            "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n[[listener]]\nkind = \"tls\"\naddress = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n\n[[listener]]\nkind = \"atls\"\naddress = \"127.0.0.1:0\"\nplatform = \"sim\"\n\n[limits]\nmax_queued_messages = 100000000\noutbound_queue = 1000000\n",
+            "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n[[listener]]\nkind = \"tls\"\naddress = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n\n[[listener]]\nkind = \"atls\"\naddress = \"127.0.0.1:0\"\nplatform = \"sim\"\n\n[limits]\nmax_queued_messages = 100000000\n",
             pki.cert.display(),
             pki.key.display()
         ),

@@ -1,6 +1,8 @@
 //! 10,000 concurrent idle MQTT 3.1.1 connections held by a `teemesh mqtt broker` process, after
-//! which a fresh client still subscribes and receives; prints the broker's resident memory
-//! before and after. Fails (never skips) when the open-file limit cannot fit them.
+//! which a fresh client still subscribes and receives; then 1,000 half-open connections, each
+//! part way through a CONNECT as large as the broker accepts. Prints the broker's resident
+//! memory per idle and per half-open connection. Fails (never skips) when the open-file limit
+//! cannot fit them.
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::process::{Command, Stdio};
@@ -36,7 +38,7 @@ fn rss_kb(pid: u32) -> u64 {
 /// naming the hard limit. Each process holds one end of every connection, so each needs
 /// CONNECTIONS descriptors plus a margin, not twice that.
 fn raise_open_file_limit() {
-    let needed = CONNECTIONS as u64 + FD_MARGIN;
+    let needed = (CONNECTIONS + HALF_OPEN) as u64 + FD_MARGIN;
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("getrlimit");
     assert!(
         hard >= needed,
@@ -131,7 +133,16 @@ fn fresh_client_round_trip(address: &str) {
 #[test]
 fn ten_thousand_idle_connections_and_a_fresh_client_still_works() {
     raise_open_file_limit();
-    let broker = BrokerProcess::start(&["--listen", "127.0.0.1:0"], true);
+    // Every connection comes from 127.0.0.1: beyond the default limit per address.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        "[[listener]]\nkind = \"tcp\"\naddress = \"127.0.0.1:0\"\n\n[limits]\nmax_connections_per_address = 0\n",
+    )
+    .expect("write the broker's configuration");
+    let config = config.to_str().expect("a UTF-8 path");
+    let broker = BrokerProcess::start(&["--config", config], true);
     let address = broker.address("tcp");
     let pid = broker.child.id();
     let before = rss_kb(pid);
@@ -163,5 +174,48 @@ fn ten_thousand_idle_connections_and_a_fresh_client_still_works() {
             }
         }
     });
+
+    // Half-open: each connection announces a CONNECT of the largest size accepted (the default
+    // limits.max_connect_size, 64 KiB) and sends all of it but the last byte.
+    let before = rss_kb(pid);
+    let half_open = runtime.block_on(half_open_all(&address));
+    let after = rss_kb(pid);
+    println!(
+        "broker RSS: +{} kB with {HALF_OPEN} half-open connections ({} bytes each)",
+        after.saturating_sub(before),
+        after.saturating_sub(before) * 1024 / HALF_OPEN as u64,
+    );
+    drop(half_open);
     drop(streams);
+}
+
+const HALF_OPEN: usize = 1_000;
+
+/// Opens HALF_OPEN connections, each sending all but the last byte of a 64 KiB CONNECT.
+async fn half_open_all(address: &str) -> Vec<TcpStream> {
+    let size: usize = 64 * 1024;
+    // Fixed header (type, a 3-byte remaining length), then a 3.1.1 variable header.
+    let rest = size - 4;
+    let mut bytes = vec![
+        0x10,
+        (rest % 128) as u8 | 0x80,
+        ((rest / 128) % 128) as u8 | 0x80,
+        (rest / 16384) as u8,
+    ];
+    bytes.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 0]);
+    bytes.resize(size - 1, b'h');
+    let mut streams = Vec::with_capacity(HALF_OPEN);
+    for id in 0..HALF_OPEN {
+        let mut stream = TcpStream::connect(address)
+            .await
+            .unwrap_or_else(|e| panic!("half-open connection {id}: {e}"));
+        stream
+            .write_all(&bytes)
+            .await
+            .expect("send most of a CONNECT");
+        streams.push(stream);
+    }
+    // Let the broker read what was sent.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    streams
 }

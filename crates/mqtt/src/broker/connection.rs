@@ -3,6 +3,7 @@
 //! the CONNECT timeout and keep alive. Memory per idle connection is a small read buffer and an
 //! empty queue.
 
+use std::collections::HashSet;
 use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,13 +23,10 @@ use crate::{
     ConnAck, Connect, Decoder, Disconnect, Error, Packet, Properties, ProtocolVersion, ReasonCode,
 };
 
-/// How long a write to a client may take before it is considered gone.
+/// How long a write to a client may make no progress before it is considered gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most bytes written in one batch.
 const WRITE_BATCH: usize = 64 * 1024;
-/// The longest a publisher is paused for a congested subscriber, per read (a stalled
-/// subscriber must not stop its publishers).
-const PAUSE: Duration = Duration::from_millis(2);
 /// The most slices in one vectored write (well below every system's `IOV_MAX`).
 const MAX_SLICES: usize = 256;
 /// A read buffer larger than this is released once empty, so one big packet does not pin
@@ -53,11 +51,26 @@ pub(crate) async fn run<S>(
     let connect_timeout = Duration::from_secs(shared.limits.connect_timeout_secs.max(1));
     let connect = match tokio::time::timeout(
         connect_timeout,
-        read_connect(&mut reader, &mut buf, &mut decoder),
+        read_connect(
+            &mut reader,
+            &mut buf,
+            &mut decoder,
+            shared.limits.max_connect_size,
+        ),
     )
     .await
     {
         Ok(Ok(connect)) => connect,
+        Ok(Err(ReadError::TooLarge(size))) => {
+            shared.counters.connections_refused.inc();
+            tracing::info!(
+                remote = %transport.remote_addr.map(|a| a.to_string()).unwrap_or_default(),
+                "connection refused: a {size}-byte CONNECT, above limits.max_connect_size ({})",
+                shared.limits.max_connect_size
+            );
+            let _ = writer.shutdown().await;
+            return;
+        }
         Ok(Err(ReadError::Codec(e))) => {
             tracing::debug!(remote = ?transport.remote_addr, "refused before CONNECT: {e}");
             if matches!(
@@ -74,7 +87,11 @@ pub(crate) async fn run<S>(
         Ok(Err(ReadError::Closed)) | Err(_) => return,
     };
     let version = connect.protocol;
-    let (outlet, rx) = ChannelOutlet::new(shared.limits.outbound_queue, shared.drained.clone());
+    let (outlet, rx) = ChannelOutlet::new(
+        shared.limits.max_outbound_bytes,
+        shared.limits.stall_timeout(),
+        shared.drained.clone(),
+    );
     let outlet = Arc::new(outlet);
     let dyn_outlet: Arc<dyn Outlet> = outlet.clone();
 
@@ -101,7 +118,7 @@ pub(crate) async fn run<S>(
                 message: why.to_owned(),
             };
             refuse_explained(&*dyn_outlet, version, &refusal);
-            finish(&mut writer, rx, version, None).await;
+            finish(Some(&mut reader), &mut writer, rx, version, None).await;
             return;
         }
         Err(Refusal::Explained(refusal)) => {
@@ -111,7 +128,7 @@ pub(crate) async fn run<S>(
                 "CONNECT refused: {refusal}"
             );
             refuse_explained(&*dyn_outlet, version, &refusal);
-            finish(&mut writer, rx, version, None).await;
+            finish(Some(&mut reader), &mut writer, rx, version, None).await;
             return;
         }
     };
@@ -134,7 +151,7 @@ pub(crate) async fn run<S>(
         return;
     }
     let Some(accepted) = accepted else {
-        finish(&mut writer, rx, version, None).await;
+        finish(Some(&mut reader), &mut writer, rx, version, None).await;
         return;
     };
     let client_id = accepted.client_id;
@@ -159,19 +176,30 @@ pub(crate) async fn run<S>(
         Shared::commit(&mut core);
     }
     tracing::debug!(client_id = %client_id, conn_id, ?reason, "disconnected");
+    linger(&mut reader).await;
 }
 
 enum ReadError {
     Codec(Error),
+    /// A CONNECT of this many bytes, above `limits.max_connect_size`.
+    TooLarge(usize),
     Closed,
 }
 
+/// Reads the CONNECT, refusing one larger than `max_connect` bytes from its fixed header, so a
+/// client not yet authenticated makes the broker hold no more than that.
 async fn read_connect<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut BytesMut,
     decoder: &mut Decoder,
+    max_connect: u32,
 ) -> Result<Box<Connect>, ReadError> {
     loop {
+        if let Ok(Some(header)) = decoder.fixed_header(buf)
+            && header.packet_len() > max_connect as usize
+        {
+            return Err(ReadError::TooLarge(header.packet_len()));
+        }
         match decoder.decode(buf) {
             Ok(Some((Packet::Connect(connect), len))) => {
                 buf.advance(len);
@@ -331,6 +359,35 @@ fn refuse_explained(outlet: &dyn Outlet, version: ProtocolVersion, refusal: &Aut
     outlet.close(None);
 }
 
+/// The most packets handled in one turn under the broker's lock: a read full of small packets
+/// is handled in several turns, each checking that the replies were written first.
+const MAX_TURN: usize = 1024;
+/// How often a paused publisher looks again at the subscribers it waits for, besides being
+/// told when one drains (a subscriber that stalls no longer holds it back).
+const RECHECK: Duration = Duration::from_millis(50);
+/// How long a closing connection keeps reading (and discarding) what the client still sends
+/// after the broker's last packet, so closing does not reset the connection and destroy that
+/// packet (a DISCONNECT saying why) before the client read it.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// A publisher held back: the subscribers it last fed were congested.
+struct Pause {
+    fed: HashSet<Arc<str>>,
+    /// The broker's drain count when it was last checked.
+    drains: u64,
+}
+
+/// What a turn left the connection to do.
+enum Turn {
+    /// Go on; `more` if whole packets are still buffered, and a pause if the turn fed a
+    /// congested subscriber.
+    Go { more: bool, pause: Option<Pause> },
+    /// Close, after a DISCONNECT with this reason where the protocol has one.
+    Close(Option<ReasonCode>),
+    /// The store failed: close at once, without writing this turn's acknowledgements.
+    Abort,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn serve<R, W>(
     shared: &Shared,
@@ -342,7 +399,7 @@ async fn serve<R, W>(
     buf: &mut BytesMut,
     decoder: &mut Decoder,
     outlet: &ChannelOutlet,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
     version: ProtocolVersion,
 ) -> Option<ReasonCode>
 where
@@ -359,66 +416,20 @@ where
     let mut read_size = ReadSize::new();
     read_size.reserve(buf, decoder);
     let mut room = buf.capacity() - buf.len();
-    // Whether this client's last turn fed a congested subscriber, and the drains seen then.
-    let mut paused = None;
+    let mut paused: Option<Pause> = None;
+    // Whole packets already in `buf`: what came in the same read as CONNECT, first of all.
+    let mut more = !buf.is_empty();
     let reason = loop {
-        tokio::select! {
-            reason = outlet.closed() => break reason,
-            () = &mut deadline, if grace.is_some() => {
-                tracing::info!(client_id, "keep alive timed out");
-                break Some(ReasonCode::KeepAliveTimeout);
+        // Input is taken only while this client's replies are written and the subscribers it
+        // feeds keep up: otherwise it waits in the socket (backpressure on this client alone).
+        let taking = paused.is_none() && !outlet.is_backlogged();
+        if taking && more {
+            match turn(shared, conn_id, client_id, buf, decoder, &mut packets) {
+                Turn::Go { more: left, pause } => (more, paused) = (left, pause),
+                Turn::Close(reason) => break reason,
+                Turn::Abort => return None,
             }
-            first = rx.recv() => {
-                let Some(first) = first else { break None };
-                match write_batch(writer, first, &mut rx, &mut batch, &mut scratch).await {
-                    Ok(written) => outlet.written(written),
-                    Err(_) => return None,
-                }
-            }
-            // Backpressure: a subscriber of this client's last messages is behind.
-            () = shared.drained.wait(paused.unwrap_or_default(), PAUSE), if paused.is_some() => {
-                paused = None;
-            }
-            read = reader.read_buf(buf), if paused.is_none() => {
-                match read {
-                    Ok(0) | Err(_) => return None,
-                    Ok(read) => read_size.observe(read, room),
-                }
-                if let Some(grace) = grace {
-                    deadline.as_mut().reset(Instant::now() + grace);
-                }
-                let decoded = decode_all(buf, decoder, &mut packets);
-                let mut flow = Flow::Continue;
-                if !packets.is_empty() {
-                    let now = std::time::Instant::now();
-                    let mut core = shared.core();
-                    let drains = shared.drained.count();
-                    for packet in packets.drain(..) {
-                        flow = core.handle(conn_id, client_id, packet, now);
-                        if flow != Flow::Continue {
-                            break;
-                        }
-                    }
-                    // Durability: this turn's PUBACKs / PUBRECs are in `rx`, written only by
-                    // this task after the commit (and never if it failed).
-                    if !Shared::commit(&mut core) {
-                        return None;
-                    }
-                    paused = core.take_congested().then_some(drains);
-                    if core.take_drained() {
-                        drop(core);
-                        shared.drained.signal();
-                    }
-                }
-                packets.clear();
-                if let Flow::Close(reason) = flow {
-                    break reason;
-                }
-                if let Err(e) = decoded {
-                    tracing::info!(client_id, kind = e.kind(), "closing the connection: {e}");
-                    shared.counters.protocol_errors.inc();
-                    break Some(disconnect_reason(&e));
-                }
+            if !more {
                 // Caught up with the client: a large buffer goes back.
                 if buf.is_empty() && buf.capacity() > KEEP_BUFFER && !read_size.filled {
                     *buf = BytesMut::new();
@@ -426,23 +437,123 @@ where
                 read_size.reserve(buf, decoder);
                 room = buf.capacity() - buf.len();
             }
+            continue;
+        }
+        tokio::select! {
+            reason = outlet.closed() => break reason,
+            () = &mut deadline, if grace.is_some() => {
+                if !taking {
+                    // Held back: whatever the client sent waits unseen in the socket.
+                    deadline.as_mut().reset(Instant::now() + grace.unwrap_or(far));
+                    continue;
+                }
+                tracing::info!(client_id, "keep alive timed out");
+                break Some(ReasonCode::KeepAliveTimeout);
+            }
+            first = rx.recv() => {
+                let Some(first) = first else { break None };
+                if let Err(e) = write_batch(writer, first, &mut rx, &mut batch, &mut scratch, outlet).await {
+                    if e.kind() == std::io::ErrorKind::TimedOut {
+                        shared.counters.slow_consumers_disconnected.inc();
+                        tracing::info!(client_id, "closing the connection: the client read nothing for {} s", WRITE_TIMEOUT.as_secs());
+                    }
+                    return None;
+                }
+            }
+            () = shared.drained.wait(paused.as_ref().map_or(0, |p| p.drains), RECHECK), if paused.is_some() => {
+                if let Some(pause) = paused.as_mut() {
+                    // Counted before the check, so a drain after it ends the next wait at once.
+                    let drains = shared.drained.count();
+                    if shared.core().any_congested(&pause.fed, std::time::Instant::now()) {
+                        pause.drains = drains;
+                    } else {
+                        paused = None;
+                    }
+                }
+            }
+            read = reader.read_buf(buf), if taking => {
+                match read {
+                    Ok(0) | Err(_) => return None,
+                    Ok(read) => read_size.observe(read, room),
+                }
+                if let Some(grace) = grace {
+                    deadline.as_mut().reset(Instant::now() + grace);
+                }
+                more = true;
+            }
         }
     };
-    finish(writer, rx, version, reason).await;
+    // The session's end (its will) is not delayed by the linger: the caller lingers after it.
+    finish(None::<&mut R>, writer, rx, version, reason).await;
     reason
 }
 
-/// Decodes every whole packet in `buf` into `packets`; an error stops at the bad packet.
-fn decode_all(
+/// Handles up to [`MAX_TURN`] whole packets from the front of `buf` under the broker's lock,
+/// commits what they changed, and says what the connection does next.
+fn turn(
+    shared: &Shared,
+    conn_id: u64,
+    client_id: &str,
     buf: &mut BytesMut,
     decoder: &mut Decoder,
     packets: &mut Vec<Packet>,
-) -> Result<(), Error> {
-    while let Some((packet, len)) = decoder.decode(buf)? {
+) -> Turn {
+    let decoded = decode_some(buf, decoder, packets, MAX_TURN);
+    let more = matches!(decoded, Ok(true));
+    let mut flow = Flow::Continue;
+    let mut pause = None;
+    if !packets.is_empty() {
+        let now = std::time::Instant::now();
+        let mut core = shared.core();
+        let drains = shared.drained.count();
+        for packet in packets.drain(..) {
+            flow = core.handle(conn_id, client_id, packet, now);
+            if flow != Flow::Continue {
+                break;
+            }
+        }
+        // Durability: this turn's PUBACKs / PUBRECs are in the outlet, written only by this
+        // connection's task after the commit (and never if it failed).
+        if !Shared::commit(&mut core) {
+            return Turn::Abort;
+        }
+        let fed = core.take_congested();
+        if !fed.is_empty() {
+            pause = Some(Pause { fed, drains });
+        }
+        if core.take_drained() {
+            drop(core);
+            shared.drained.signal();
+        }
+    }
+    packets.clear();
+    if let Flow::Close(reason) = flow {
+        return Turn::Close(reason);
+    }
+    if let Err(e) = decoded {
+        tracing::info!(client_id, kind = e.kind(), "closing the connection: {e}");
+        shared.counters.protocol_errors.inc();
+        return Turn::Close(Some(disconnect_reason(&e)));
+    }
+    Turn::Go { more, pause }
+}
+
+/// Decodes up to `max` whole packets from the front of `buf` into `packets`; `Ok(true)` if it
+/// stopped at `max` (more may be buffered). An error stops at the bad packet.
+fn decode_some(
+    buf: &mut BytesMut,
+    decoder: &mut Decoder,
+    packets: &mut Vec<Packet>,
+    max: usize,
+) -> Result<bool, Error> {
+    while packets.len() < max {
+        let Some((packet, len)) = decoder.decode(buf)? else {
+            return Ok(false);
+        };
         buf.advance(len);
         packets.push(packet);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The reason to disconnect with for a decoding error, as DISCONNECT may carry it.
@@ -457,14 +568,16 @@ fn disconnect_reason(e: &Error) -> ReasonCode {
 
 /// Writes `first` and whatever else is queued, up to [`WRITE_BATCH`] bytes, in one go: as
 /// one vectored write where the stream takes them (payloads are written from where they are,
-/// shared by every subscriber), else copied into `scratch` once.
+/// shared by every subscriber), else copied into `scratch` once. Every write that takes bytes
+/// counts as progress in `outlet`; one that takes none for [`WRITE_TIMEOUT`] fails.
 async fn write_batch<W: AsyncWrite + Unpin>(
     writer: &mut W,
     first: Outbound,
-    rx: &mut mpsc::Receiver<Outbound>,
+    rx: &mut mpsc::UnboundedReceiver<Outbound>,
     batch: &mut Vec<Outbound>,
     scratch: &mut Vec<u8>,
-) -> std::io::Result<usize> {
+    outlet: &ChannelOutlet,
+) -> std::io::Result<()> {
     let mut size = first.len();
     batch.push(first);
     while size < WRITE_BATCH && batch.len() < MAX_SLICES / 2 {
@@ -472,53 +585,75 @@ async fn write_batch<W: AsyncWrite + Unpin>(
         size += next.len();
         batch.push(next);
     }
-    let write = async {
-        if writer.is_write_vectored() {
-            let mut slices: Vec<IoSlice<'_>> = batch
-                .iter()
-                .flat_map(|o| [&o.head[..], &o.payload[..]])
-                .filter(|part| !part.is_empty())
-                .map(IoSlice::new)
-                .collect();
-            write_all_vectored(writer, &mut slices).await?;
-        } else {
-            scratch.clear();
-            for outbound in batch.iter() {
-                scratch.extend_from_slice(&outbound.head);
-                scratch.extend_from_slice(&outbound.payload);
-            }
-            writer.write_all(scratch).await?;
+    let result = if writer.is_write_vectored() {
+        let mut slices: Vec<IoSlice<'_>> = batch
+            .iter()
+            .flat_map(|o| [&o.head[..], &o.payload[..]])
+            .filter(|part| !part.is_empty())
+            .map(IoSlice::new)
+            .collect();
+        write_all_vectored(writer, &mut slices, outlet).await
+    } else {
+        scratch.clear();
+        for outbound in batch.iter() {
+            scratch.extend_from_slice(&outbound.head);
+            scratch.extend_from_slice(&outbound.payload);
         }
-        writer.flush().await
+        write_all_counted(writer, scratch, outlet).await
     };
-    let result = tokio::time::timeout(WRITE_TIMEOUT, write)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?;
     batch.clear();
     if scratch.capacity() > WRITE_BATCH * 2 {
         *scratch = Vec::new();
     }
-    result.map(|()| size)
+    result?;
+    timed(writer.flush()).await
+}
+
+/// `io` failing with `TimedOut` after [`WRITE_TIMEOUT`].
+async fn timed<T>(io: impl Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+    tokio::time::timeout(WRITE_TIMEOUT, io)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
 }
 
 async fn write_all_vectored<W: AsyncWrite + Unpin>(
     writer: &mut W,
     mut slices: &mut [IoSlice<'_>],
+    outlet: &ChannelOutlet,
 ) -> std::io::Result<()> {
     while !slices.is_empty() {
-        let written = writer.write_vectored(slices).await?;
+        let written = timed(writer.write_vectored(slices)).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
+        outlet.written(written);
         IoSlice::advance_slices(&mut slices, written);
     }
     Ok(())
 }
 
-/// Writes what is still queued, then a DISCONNECT with `reason` (MQTT 5), then closes.
-async fn finish<W: AsyncWrite + Unpin>(
+async fn write_all_counted<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut bytes: &[u8],
+    outlet: &ChannelOutlet,
+) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let written = timed(writer.write(bytes)).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        outlet.written(written);
+        bytes = &bytes[written..];
+    }
+    Ok(())
+}
+
+/// Writes what is still queued, then a DISCONNECT with `reason` (MQTT 5), then closes the
+/// broker's side; then lingers (see [`linger`]) unless `reader` is `None` (the caller does).
+async fn finish<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    reader: Option<&mut R>,
+    writer: &mut W,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
     version: ProtocolVersion,
     reason: Option<ReasonCode>,
 ) {
@@ -536,5 +671,22 @@ async fn finish<W: AsyncWrite + Unpin>(
         writer.flush().await?;
         writer.shutdown().await
     };
-    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    let closed = matches!(
+        tokio::time::timeout(Duration::from_secs(5), drain).await,
+        Ok(Ok(()))
+    );
+    if let (true, Some(reader)) = (closed, reader) {
+        linger(reader).await;
+    }
+}
+
+/// Reads what the client still sends, for up to [`LINGER`], and discards it: closing a socket
+/// with unread input resets the connection, and the reset can destroy the broker's last
+/// packets (a CONNACK or DISCONNECT saying why) before the client read them.
+async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
+    let discard = async {
+        let mut discard = vec![0u8; 16 * 1024];
+        while matches!(reader.read(&mut discard).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(LINGER, discard).await;
 }

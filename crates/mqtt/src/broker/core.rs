@@ -2,7 +2,7 @@
 //! decoded packets and the current time. Its answers go to each connection's [`Outlet`]; it
 //! never touches a socket or a clock, so tests drive it packet by packet at fixed instants.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -67,7 +67,7 @@ pub struct BrokerCore {
     assigned_prefix: String,
     assigned_count: u64,
     /// See [`Self::take_congested`].
-    congested: bool,
+    congested: HashSet<Arc<str>>,
     /// See [`Self::take_drained`].
     drained: bool,
 }
@@ -107,7 +107,7 @@ impl BrokerCore {
             counters,
             assigned_prefix: prefix,
             assigned_count: 0,
-            congested: false,
+            congested: HashSet::new(),
             drained: false,
         }
     }
@@ -305,6 +305,9 @@ impl BrokerCore {
                 ProtocolVersion::V5 => connect.properties.topic_alias_maximum.unwrap_or(0),
                 ProtocolVersion::V311 => 0,
             }),
+            dropping_qos0: false,
+            backlog_high: self.limits.backlog_high(),
+            backlog_low: self.limits.backlog_high() / 4,
         });
 
         let mut properties = Properties::default();
@@ -353,15 +356,17 @@ impl BrokerCore {
         match packet {
             Packet::Publish(publish) => self.on_publish(client_id, publish, now),
             Packet::PubAck(ack) | Packet::PubComp(ack) => {
-                let was = session.is_congested();
+                let stall = self.limits.stall_timeout();
+                let was = session.is_congested(now, stall);
                 session.acknowledged(ack.packet_id, now, &self.counters, &mut self.journal);
-                self.drained |= was && !session.is_congested();
+                self.drained |= was && !session.is_congested(now, stall);
                 Flow::Continue
             }
             Packet::PubRec(ack) => {
-                let was = session.is_congested();
+                let stall = self.limits.stall_timeout();
+                let was = session.is_congested(now, stall);
                 session.received(&ack, now, &self.counters, &mut self.journal);
-                self.drained |= was && !session.is_congested();
+                self.drained |= was && !session.is_congested(now, stall);
                 Flow::Continue
             }
             Packet::PubRel(ack) => {
@@ -642,6 +647,7 @@ impl BrokerCore {
                 }
             }
         }
+        let stall = self.limits.stall_timeout();
         for (client, delivery) in merged.into_iter().chain(separate) {
             if let Some(session) = self.sessions.get_mut(&client) {
                 session.deliver(
@@ -651,16 +657,30 @@ impl BrokerCore {
                     &self.counters,
                     &mut self.journal,
                 );
-                self.congested |= session.is_congested();
+                if session.is_congested(now, stall) && !self.congested.contains(&client) {
+                    self.congested.insert(client);
+                }
             }
         }
     }
 
-    /// Whether a delivery since the last call went to a congested connection: the shell then
-    /// pauses reading from the publisher a moment, so it cannot outrun its subscribers by
-    /// more than their queues.
-    pub fn take_congested(&mut self) -> bool {
+    /// The clients whose connections were congested when a delivery since the last call went
+    /// to them: the shell then stops reading from the publisher until none of them is (see
+    /// [`Self::any_congested`]), so a publisher cannot outrun its subscribers by more than
+    /// their queues, and a subscriber that keeps reading loses nothing.
+    pub fn take_congested(&mut self) -> HashSet<Arc<str>> {
         std::mem::take(&mut self.congested)
+    }
+
+    /// Whether any of `clients` is still connected and congested at `now`: behind, and making
+    /// progress (one that made none for the stall timeout holds no publisher back).
+    pub fn any_congested(&self, clients: &HashSet<Arc<str>>, now: Instant) -> bool {
+        let stall = self.limits.stall_timeout();
+        clients.iter().any(|client| {
+            self.sessions
+                .get(client)
+                .is_some_and(|s| s.is_congested(now, stall))
+        })
     }
 
     /// Whether an acknowledgement since the last call let a congested session's queued

@@ -29,6 +29,9 @@ pub async fn serve_tcp(broker: Broker, listener: TcpListener, name: String) {
                 continue;
             }
         };
+        let Some(admission) = broker.admit(Some(remote)) else {
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let broker = broker.clone();
         let transport = TransportIdentity {
@@ -36,7 +39,9 @@ pub async fn serve_tcp(broker: Broker, listener: TcpListener, name: String) {
             listener: name.clone(),
             ..TransportIdentity::default()
         };
-        tokio::spawn(async move { broker.serve_connection(tcp, transport).await });
+        tokio::spawn(async move {
+            broker.serve_admitted(admission, tcp, transport, None).await;
+        });
     }
 }
 
@@ -51,6 +56,10 @@ pub async fn serve_tls(broker: Broker, listener: TcpListener, acceptor: TlsAccep
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        // Counted before the handshake: half-open TLS sessions take memory too.
+        let Some(admission) = broker.admit(Some(remote)) else {
+            continue;
         };
         let _ = tcp.set_nodelay(true);
         let broker = broker.clone();
@@ -71,7 +80,7 @@ pub async fn serve_tls(broker: Broker, listener: TcpListener, acceptor: TlsAccep
                 listener: name,
                 ..TransportIdentity::default()
             };
-            broker.serve_connection(tls, transport).await;
+            broker.serve_admitted(admission, tls, transport, None).await;
         });
     }
 }

@@ -36,9 +36,11 @@ mod session;
 mod stats;
 mod store;
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -91,6 +93,37 @@ pub(crate) struct Shared {
     pub(crate) live: AtomicUsize,
     /// Told when a congested connection has drained: publishers paused for it go on.
     pub(crate) drained: Arc<outlet::Drained>,
+    /// Connections at once per IP address.
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    /// When a refused connection was last logged as a warning (at most one per
+    /// [`REFUSAL_WARNING_EVERY`], so a flood does not flood the log).
+    refusal_warned: Mutex<Option<Instant>>,
+}
+
+/// The least time between two warnings of refused connections.
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// A connection counted against the broker's connection limits (in all and per address) until
+/// it is dropped. Listeners take one as soon as they accept, before any TLS handshake.
+#[derive(Debug)]
+pub struct Admission {
+    shared: Arc<Shared>,
+    address: Option<IpAddr>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.shared.live.fetch_sub(1, Ordering::Relaxed);
+        if let Some(address) = self.address {
+            let mut counts = self.shared.per_address();
+            if let Some(count) = counts.get_mut(&address) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&address);
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -122,6 +155,32 @@ impl Shared {
 
     pub(crate) fn next_conn_id(&self) -> ConnId {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn per_address(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.per_address.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts and logs a refused connection: a warning at most every
+    /// [`REFUSAL_WARNING_EVERY`], the others at debug level.
+    fn refused(&self, remote: Option<SocketAddr>, why: std::fmt::Arguments<'_>) {
+        self.counters.connections_refused.inc();
+        let remote = remote.map(|a| a.to_string()).unwrap_or_default();
+        let mut warned = self
+            .refusal_warned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if warned.is_none_or(|at| now.duration_since(at) >= REFUSAL_WARNING_EVERY) {
+            *warned = Some(now);
+            tracing::warn!(
+                %remote,
+                "connection refused: {why} (more refusals in the next {} s are logged at debug level)",
+                REFUSAL_WARNING_EVERY.as_secs()
+            );
+        } else {
+            tracing::debug!(%remote, "connection refused: {why}");
+        }
     }
 }
 
@@ -162,6 +221,17 @@ impl Broker {
                 "receive_maximum and max_inflight must be at least 1",
             ));
         }
+        if limits.max_connect_size < 64 {
+            return Err(BrokerError::Limits("max_connect_size must be at least 64"));
+        }
+        if limits.max_outbound_bytes < 64 * 1024 {
+            return Err(BrokerError::Limits(
+                "max_outbound_bytes must be at least 65536",
+            ));
+        }
+        if limits.stall_timeout_ms < 10 {
+            return Err(BrokerError::Limits("stall_timeout_ms must be at least 10"));
+        }
         let users = Users::new(&config.auth.users)?;
         let counters = Arc::new(Counters::default());
         let mut core = BrokerCore::new(limits.clone(), authorizer, retained, counters.clone());
@@ -182,6 +252,8 @@ impl Broker {
             next_conn: AtomicU64::new(1),
             live: AtomicUsize::new(0),
             drained: Arc::default(),
+            per_address: Mutex::new(HashMap::new()),
+            refusal_warned: Mutex::new(None),
         });
         let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {
@@ -219,14 +291,68 @@ impl Broker {
     ) where
         S: AsyncRead + AsyncWrite + Send + Unpin,
     {
-        let max = self.shared.limits.max_connections;
-        let live = self.shared.live.fetch_add(1, Ordering::Relaxed);
-        if max == 0 || live < max {
-            connection::run(self.shared.clone(), stream, transport, authenticator).await;
-        } else {
-            tracing::warn!(max, "connection refused: too many connections");
+        if let Some(admission) = self.admit(transport.remote_addr) {
+            self.serve_admitted(admission, stream, transport, authenticator)
+                .await;
         }
-        self.shared.live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts a new connection from `remote` against `limits.max_connections` and
+    /// `limits.max_connections_per_address`: `None` (counted in `connections_refused`, logged)
+    /// when it is one too many; close it then. A listener calls it as soon as it accepts, so
+    /// TLS handshakes count too, and serves the connection with [`Self::serve_admitted`].
+    pub fn admit(&self, remote: Option<SocketAddr>) -> Option<Admission> {
+        let limits = &self.shared.limits;
+        let live = self.shared.live.fetch_add(1, Ordering::Relaxed);
+        // Dropped on refusal, which gives the count back.
+        let mut admission = Admission {
+            shared: self.shared.clone(),
+            address: None,
+        };
+        if limits.max_connections != 0 && live >= limits.max_connections {
+            self.shared.refused(
+                remote,
+                format_args!(
+                    "{live} connections already (limits.max_connections = {})",
+                    limits.max_connections
+                ),
+            );
+            return None;
+        }
+        if let Some(address) = remote.map(|a| a.ip().to_canonical()) {
+            let mut counts = self.shared.per_address();
+            let count = counts.entry(address).or_insert(0);
+            let max = limits.max_connections_per_address;
+            if max != 0 && *count >= max {
+                let already = *count;
+                drop(counts);
+                self.shared.refused(
+                    remote,
+                    format_args!(
+                        "{already} connections from {address} already (limits.max_connections_per_address = {max})"
+                    ),
+                );
+                return None;
+            }
+            *count += 1;
+            admission.address = Some(address);
+        }
+        Some(admission)
+    }
+
+    /// Serves a connection that [`Self::admit`] counted, as [`Self::serve_authenticated`]
+    /// does; the count is given back when it ends.
+    pub async fn serve_admitted<S>(
+        &self,
+        admission: Admission,
+        stream: S,
+        transport: TransportIdentity,
+        authenticator: Option<Arc<dyn ConnectAuthenticator>>,
+    ) where
+        S: AsyncRead + AsyncWrite + Send + Unpin,
+    {
+        connection::run(self.shared.clone(), stream, transport, authenticator).await;
+        drop(admission);
     }
 
     /// The broker's counters.

@@ -3,32 +3,44 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
 use crate::ReasonCode;
 
-/// The outbound queue of one connection was full.
+/// The connection refused a packet: it is gone, or (a QoS 0 message) its client is stalled
+/// or over its memory budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueFull;
 
 /// Where the core sends one connection's packets. Implementations must never block: the core
 /// calls them with the broker's state locked.
 pub trait Outlet: Send + Sync {
-    /// Queues an encoded packet; `Err(QueueFull)` when the connection's queue is full.
+    /// Queues an encoded packet that must not be lost: a CONNACK, an acknowledgement, a
+    /// control reply, a QoS 1/2 PUBLISH (bounded by the client's quota). `Err(QueueFull)` only
+    /// when the connection is gone. The shell bounds these by reading no more from a client
+    /// whose replies it has not written.
     fn send(&self, packet: Bytes) -> Result<(), QueueFull>;
-    /// Queues a packet given in two parts, its head and then its payload: a PUBLISH whose
-    /// payload every delivery shares, so it is written from where it is and never copied per
-    /// subscriber. The default joins the two.
+    /// Like [`Self::send`], for a packet given in two parts, its head and then its payload: a
+    /// PUBLISH whose payload every delivery shares, so it is written from where it is and never
+    /// copied per subscriber. The default joins the two.
     fn send_parts(&self, head: Bytes, payload: Bytes) -> Result<(), QueueFull> {
         let mut joined = Vec::with_capacity(head.len() + payload.len());
         joined.extend_from_slice(&head);
         joined.extend_from_slice(&payload);
         self.send(Bytes::from(joined))
     }
-    /// Whether far more is queued to the connection than it is writing: the core then asks the
-    /// publishers feeding it to pause (backpressure, so latency does not grow with a queue).
+    /// Offers a QoS 0 PUBLISH, which the outlet may refuse (`Err(QueueFull)`, the message is
+    /// dropped): its client made no progress for the stall timeout, or what is queued to it
+    /// exceeds its memory budget. The default queues it as [`Self::send_parts`] does.
+    fn offer_parts(&self, head: Bytes, payload: Bytes) -> Result<(), QueueFull> {
+        self.send_parts(head, payload)
+    }
+    /// Whether far more is queued to the connection than it is writing, while it still makes
+    /// progress: the core then holds back the publishers feeding it (backpressure, so neither
+    /// a queue nor latency grows without bound).
     fn is_congested(&self) -> bool {
         false
     }
@@ -50,14 +62,27 @@ impl Outbound {
     }
 }
 
-/// The [`Outlet`] of a connection task: a bounded channel and a close signal.
+/// The [`Outlet`] of a connection task: an unbounded channel whose queued bytes are counted
+/// (what the core may add to it is bounded by the rules above), and a close signal.
 #[derive(Debug)]
 pub(crate) struct ChannelOutlet {
-    tx: mpsc::Sender<Outbound>,
+    tx: mpsc::UnboundedSender<Outbound>,
     close: Mutex<Option<Option<ReasonCode>>>,
     closed: Notify,
     /// Bytes queued and not yet written.
     queued: AtomicUsize,
+    /// When the client last made progress: milliseconds after `epoch` at which a write
+    /// completed or the queue stopped being empty.
+    progress_at: AtomicU64,
+    epoch: Instant,
+    /// See [`Limits::max_outbound_bytes`](super::Limits) and `stall_timeout_ms`.
+    budget: usize,
+    /// Queued bytes above which the connection is congested, and at or below which it has
+    /// drained: [`CONGESTED`] and [`DRAINED`], or less under a small budget, so publishers are
+    /// held back before QoS 0 messages would be dropped.
+    congested_at: usize,
+    drained_at: usize,
+    stall_ms: u64,
     /// Told when any congested connection has drained (shared by the broker's connections).
     drained: Arc<Drained>,
 }
@@ -96,31 +121,69 @@ impl Drained {
     }
 }
 
-/// Queued bytes above which a connection is congested, and below which it has drained.
+/// Queued bytes above which a connection is congested (its publishers are held back, and it is
+/// not read), and below which it has drained.
 const CONGESTED: usize = 512 * 1024;
 const DRAINED: usize = 128 * 1024;
 
 impl ChannelOutlet {
-    pub(crate) fn new(capacity: usize, drained: Arc<Drained>) -> (Self, mpsc::Receiver<Outbound>) {
-        // tokio's bounded channel allocates its slots in blocks as they fill, so an idle
-        // connection's queue costs little whatever its capacity.
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    pub(crate) fn new(
+        budget: usize,
+        stall: Duration,
+        drained: Arc<Drained>,
+    ) -> (Self, mpsc::UnboundedReceiver<Outbound>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let congested_at = CONGESTED.min(budget / 2);
         let outlet = Self {
+            congested_at,
+            drained_at: DRAINED.min(congested_at / 4),
             tx,
             close: Mutex::new(None),
             closed: Notify::new(),
             queued: AtomicUsize::new(0),
+            progress_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+            budget,
+            stall_ms: u64::try_from(stall.as_millis()).unwrap_or(u64::MAX),
             drained,
         };
         (outlet, rx)
     }
 
-    /// `bytes` of what was queued have been written.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// `bytes` of what was queued have been written (part of a batch counts).
     pub(crate) fn written(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        self.progress_at.store(self.now_ms(), Ordering::Relaxed);
         let before = self.queued.fetch_sub(bytes, Ordering::Relaxed);
-        if before > DRAINED && before.saturating_sub(bytes) <= DRAINED {
+        if before > self.drained_at && before.saturating_sub(bytes) <= self.drained_at {
             self.drained.signal();
         }
+    }
+
+    /// Bytes queued and not yet written.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Whether so much is queued that the connection should not be read until it is written:
+    /// the client's own replies are then held in its socket, not in the broker.
+    pub(crate) fn is_backlogged(&self) -> bool {
+        self.queued() > self.congested_at
+    }
+
+    /// Whether something is queued and the client took none of it for the stall timeout.
+    pub(crate) fn is_stalled(&self) -> bool {
+        self.queued() > 0
+            && self
+                .now_ms()
+                .saturating_sub(self.progress_at.load(Ordering::Relaxed))
+                >= self.stall_ms
     }
 
     /// Waits for a close request and returns its reason.
@@ -132,6 +195,21 @@ impl ChannelOutlet {
             self.closed.notified().await;
         }
     }
+
+    fn push(&self, outbound: Outbound) -> Result<(), QueueFull> {
+        let len = outbound.len();
+        // Counted first, so the writer never sees a write larger than the count.
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        if before == 0 {
+            // An empty queue is no stall: the clock starts now.
+            self.progress_at.store(self.now_ms(), Ordering::Relaxed);
+        }
+        if self.tx.send(outbound).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return Err(QueueFull);
+        }
+        Ok(())
+    }
 }
 
 impl Outlet for ChannelOutlet {
@@ -140,15 +218,21 @@ impl Outlet for ChannelOutlet {
     }
 
     fn send_parts(&self, head: Bytes, payload: Bytes) -> Result<(), QueueFull> {
-        let outbound = Outbound { head, payload };
-        let len = outbound.len();
-        self.tx.try_send(outbound).map_err(|_| QueueFull)?;
-        self.queued.fetch_add(len, Ordering::Relaxed);
-        Ok(())
+        self.push(Outbound { head, payload })
+    }
+
+    fn offer_parts(&self, head: Bytes, payload: Bytes) -> Result<(), QueueFull> {
+        let len = head.len() + payload.len();
+        // One message larger than the budget still goes to an empty queue.
+        let queued = self.queued();
+        if (queued > 0 && queued.saturating_add(len) > self.budget) || self.is_stalled() {
+            return Err(QueueFull);
+        }
+        self.push(Outbound { head, payload })
     }
 
     fn is_congested(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) > CONGESTED
+        self.queued() > self.congested_at && !self.is_stalled()
     }
 
     fn close(&self, reason: Option<ReasonCode>) {

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -37,6 +37,14 @@ pub(crate) struct Connection {
     pub(crate) topic_aliases: HashMap<u16, String>,
     /// Topic aliases the broker set (MQTT 5, up to the client's Topic Alias Maximum).
     pub(crate) aliases_out: TopicAliases,
+    /// Whether QoS 0 messages to the client are being dropped (it is stalled or over its
+    /// budget): logged once when it starts and once when it ends.
+    pub(crate) dropping_qos0: bool,
+    /// Messages waiting for the client's QoS 1/2 quota at which its publishers are held back,
+    /// and at or below which they go on (so a client that keeps acknowledging never reaches
+    /// `max_queued_messages`, where messages would be dropped).
+    pub(crate) backlog_high: usize,
+    pub(crate) backlog_low: usize,
 }
 
 /// A message waiting to be delivered, with what its subscription made of it.
@@ -99,6 +107,13 @@ pub(crate) struct Session {
     /// Whether the queue is full and QoS 1/2 messages are being dropped: logged once when it
     /// starts, and again only after the queue drained to half its limit.
     dropping: bool,
+    /// While messages wait for the client's QoS 1/2 quota: when it last made progress (the
+    /// queue started, or an acknowledgement came). A client that acknowledges nothing for the
+    /// stall timeout no longer holds its publishers back.
+    waiting_since: Option<Instant>,
+    /// Whether so many messages wait for the client's quota that its publishers are held back
+    /// (see [`Connection::backlog_high`]).
+    holding: bool,
 }
 
 impl Session {
@@ -118,6 +133,8 @@ impl Session {
             expiry_interval: 0,
             disconnected_at: None,
             dropping: false,
+            waiting_since: None,
+            holding: false,
         }
     }
 
@@ -320,10 +337,28 @@ impl Session {
                 &delivery.subscription_ids,
                 now,
             );
-            match send_publish(publish, connection) {
+            match send_publish(publish, connection, Offer::Droppable) {
                 Err(TooLarge) => counters.dropped_too_large.inc(),
-                Ok(Err(QueueFull)) => counters.dropped_queue_full.inc(),
-                Ok(Ok(())) => counters.messages_out.inc(),
+                Ok(Err(QueueFull)) => {
+                    counters.dropped_queue_full.inc();
+                    if !connection.dropping_qos0 {
+                        connection.dropping_qos0 = true;
+                        tracing::warn!(
+                            client_id = %self.client_id,
+                            "QoS 0 messages to the client are dropped: it read nothing for limits.stall_timeout_ms, or more than limits.max_outbound_bytes is queued to it"
+                        );
+                    }
+                }
+                Ok(Ok(())) => {
+                    counters.messages_out.inc();
+                    if connection.dropping_qos0 {
+                        connection.dropping_qos0 = false;
+                        tracing::info!(
+                            client_id = %self.client_id,
+                            "the client reads again: QoS 0 messages to it are delivered again"
+                        );
+                    }
+                }
             }
             return;
         }
@@ -358,7 +393,15 @@ impl Session {
             self.send_inflight(Queued { seq, delivery }, now, counters, journal);
         } else {
             self.journal_message(journal, seq, MessageState::Queued, Some(delivery.clone()));
+            if self.pending.is_empty() {
+                self.waiting_since = Some(now);
+            }
             self.pending.push_back(Queued { seq, delivery });
+            if let Some(connection) = &self.connection
+                && self.pending.len() >= connection.backlog_high
+            {
+                self.holding = true;
+            }
         }
     }
 
@@ -388,7 +431,7 @@ impl Session {
             &delivery.subscription_ids,
             now,
         );
-        match send_publish(publish, connection) {
+        match send_publish(publish, connection, Offer::Kept) {
             Err(TooLarge) => {
                 // §3.1.2.25: a message too large for the client is discarded, as if delivered.
                 counters.dropped_too_large.inc();
@@ -396,12 +439,8 @@ impl Session {
                 return;
             }
             Ok(Ok(())) => counters.messages_out.inc(),
-            Ok(Err(QueueFull)) => {
-                // A slow consumer: it keeps the message for a resend and loses the connection,
-                // so it never stalls the broker.
-                counters.slow_consumers_disconnected.inc();
-                connection.outlet.close(Some(ReasonCode::QuotaExceeded));
-            }
+            // The connection is gone: the message stays in flight, resent on reconnection.
+            Ok(Err(QueueFull)) => {}
         }
         self.journal_message(
             journal,
@@ -461,6 +500,11 @@ impl Session {
                 break;
             }
         }
+        if let Some(connection) = &self.connection
+            && self.pending.len() <= connection.backlog_low
+        {
+            self.holding = false;
+        }
     }
 
     /// PUBACK for a QoS 1 message (or a PUBREC refusing a QoS 2 one): it is done.
@@ -477,6 +521,12 @@ impl Session {
             self.journal_message_gone(journal, done.seq);
         }
         self.pump(now, counters, journal);
+        self.progressed(now);
+    }
+
+    /// The client acknowledged something: messages waiting for its quota are not stalled.
+    fn progressed(&mut self, now: Instant) {
+        self.waiting_since = (!self.pending.is_empty()).then_some(now);
     }
 
     /// PUBREC: answer PUBREL and await PUBCOMP. An unknown identifier still gets a PUBREL
@@ -502,6 +552,7 @@ impl Session {
             }
             None => ReasonCode::PacketIdentifierNotFound,
         };
+        self.progressed(now);
         let pubrel = Acknowledgement {
             reason_code: reason,
             ..Acknowledgement::success(ack.packet_id)
@@ -526,7 +577,7 @@ impl Session {
                         now,
                     );
                     // One too large for the client now is skipped, as it was when first sent.
-                    send_publish(publish, connection).unwrap_or(Ok(()))
+                    send_publish(publish, connection, Offer::Kept).unwrap_or(Ok(()))
                 }
                 InflightState::Released => match encode(
                     &Packet::PubRel(Acknowledgement::success(inflight.id)),
@@ -537,20 +588,25 @@ impl Session {
                 },
             };
             if queued.is_err() {
-                counters.slow_consumers_disconnected.inc();
-                connection.outlet.close(Some(ReasonCode::QuotaExceeded));
+                // The connection is already gone; the session keeps everything.
                 return;
             }
         }
         self.pump(now, counters, journal);
+        self.progressed(now);
     }
 
-    /// Whether the live connection is behind: much is queued to its socket, or its QoS 1/2
-    /// quota is used up and messages wait.
-    pub(crate) fn is_congested(&self) -> bool {
-        self.connection
-            .as_ref()
-            .is_some_and(|c| c.outlet.is_congested() || !self.pending.is_empty())
+    /// Whether the live connection is behind and still making progress: much is queued to its
+    /// socket, or many messages wait for its QoS 1/2 quota, with an acknowledgement within
+    /// `stall` of `now`. (A client that stalls longer holds no publisher back.)
+    pub(crate) fn is_congested(&self, now: Instant, stall: Duration) -> bool {
+        self.connection.as_ref().is_some_and(|c| {
+            c.outlet.is_congested()
+                || (self.holding
+                    && self
+                        .waiting_since
+                        .is_some_and(|since| now.saturating_duration_since(since) < stall))
+        })
     }
 
     /// How many QoS 1/2 messages are in flight and queued.
@@ -577,6 +633,7 @@ pub(crate) fn encode(packet: &Packet, version: ProtocolVersion) -> Option<Bytes>
 fn send_publish(
     mut publish: Publish,
     connection: &mut Connection,
+    offer: Offer,
 ) -> Result<Result<(), QueueFull>, TooLarge> {
     let topic = std::mem::take(&mut publish.topic);
     let alias = connection.aliases_out.choose(&topic);
@@ -597,9 +654,14 @@ fn send_publish(
     if size > u64::from(connection.max_packet_size) {
         return Err(TooLarge);
     }
-    let queued = connection
-        .outlet
-        .send_parts(Bytes::from(head), publish.payload);
+    let queued = match offer {
+        Offer::Kept => connection
+            .outlet
+            .send_parts(Bytes::from(head), publish.payload),
+        Offer::Droppable => connection
+            .outlet
+            .offer_parts(Bytes::from(head), publish.payload),
+    };
     if queued.is_ok() && alias != AliasUse::None {
         let topic = match alias {
             AliasUse::Assign(_) => publish.topic,
@@ -613,3 +675,11 @@ fn send_publish(
 
 /// A packet larger than the client's Maximum Packet Size.
 struct TooLarge;
+
+/// Whether the outlet must keep a PUBLISH (QoS 1/2, bounded by the client's quota) or may drop
+/// it (QoS 0, when its client is stalled or over budget).
+#[derive(Debug, Clone, Copy)]
+enum Offer {
+    Kept,
+    Droppable,
+}

@@ -26,7 +26,7 @@ pub struct Counters {
     pub messages_in: Counter,
     /// PUBLISH packets queued to clients.
     pub messages_out: Counter,
-    /// QoS 0 messages dropped because a client's outbound queue was full.
+    /// QoS 0 messages dropped because their client was stalled or over its memory budget.
     pub dropped_queue_full: Counter,
     /// QoS 0 messages for a disconnected session (not kept).
     pub dropped_offline_qos0: Counter,
@@ -34,8 +34,12 @@ pub struct Counters {
     pub dropped_too_large: Counter,
     /// Messages that expired before delivery.
     pub expired: Counter,
-    /// Clients disconnected because their outbound queue was full with QoS 1/2 to send.
+    /// Clients disconnected because a write to them made no progress for 30 s (they read
+    /// nothing).
     pub slow_consumers_disconnected: Counter,
+    /// Connections refused before CONNECT: too many in all or from one address, or a CONNECT
+    /// above the size limit.
+    pub connections_refused: Counter,
     /// Clients disconnected for a malformed packet or a protocol error.
     pub protocol_errors: Counter,
 }

@@ -111,6 +111,20 @@ impl Client {
         }
     }
 
+    /// Opens a connection and sends `connect`: the client if the broker accepted it, `None` if
+    /// it closed the connection instead.
+    pub(crate) async fn try_connect(addr: SocketAddr, connect: Connect) -> Option<Self> {
+        let mut client = Self::open(addr, connect.protocol).await;
+        client.send(Packet::Connect(Box::new(connect))).await;
+        match client.recv().await {
+            Some(Packet::ConnAck(ack)) if ack.reason_code == mqtt::ReasonCode::Success => {
+                Some(client)
+            }
+            None => None,
+            other => panic!("expected CONNACK or nothing, got {other:?}"),
+        }
+    }
+
     /// Connects with a clean start; panics unless accepted.
     pub(crate) async fn connect(
         addr: SocketAddr,

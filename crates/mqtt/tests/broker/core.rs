@@ -16,9 +16,9 @@ use mqtt::{
 use crate::client::{connect_packet, id, publish, will};
 
 #[derive(Default)]
-struct Recorder {
-    packets: Mutex<Vec<Bytes>>,
-    closed: Mutex<Option<Option<ReasonCode>>>,
+pub(crate) struct Recorder {
+    pub(crate) packets: Mutex<Vec<Bytes>>,
+    pub(crate) closed: Mutex<Option<Option<ReasonCode>>>,
 }
 
 impl Outlet for Recorder {
@@ -43,9 +43,13 @@ impl Recorder {
     }
 }
 
-fn core() -> BrokerCore {
+pub(crate) fn core() -> BrokerCore {
+    core_with(Limits::default())
+}
+
+pub(crate) fn core_with(limits: Limits) -> BrokerCore {
     BrokerCore::new(
-        Limits::default(),
+        limits,
         Arc::new(AllowAll),
         Box::new(MemoryRetained::default()),
         Arc::new(Counters::default()),
@@ -134,7 +138,13 @@ fn session_expiry_and_will_delay_at_fixed_instants() {
 fn a_subscriber_over_its_quota_holds_publishers_back_until_it_acknowledges() {
     let v5 = ProtocolVersion::V5;
     let t0 = Instant::now();
-    let mut core = core();
+    // Publishers are held back at half of max_queued_messages waiting, and go on at a quarter.
+    let limits = Limits {
+        max_queued_messages: 8,
+        ..Limits::default()
+    };
+    assert_eq!(limits.backlog_high(), 4);
+    let mut core = core_with(limits);
     // The subscriber takes one QoS 1 message at a time.
     let mut connect = connect_packet(v5, "slow", true);
     connect.properties.receive_maximum = std::num::NonZeroU16::new(1);
@@ -161,32 +171,49 @@ fn a_subscriber_over_its_quota_holds_publishers_back_until_it_acknowledges() {
     .expect("accepted");
     slow.take(v5);
 
-    // The first message goes out within the quota: no congestion.
-    let first = publish("t", "1", PublishQos::AtLeastOnce(id(1)));
-    core.handle(2, "pub", Packet::Publish(first), t0);
-    assert!(!core.take_congested());
+    // The first goes out within the quota, the next three wait: no congestion yet.
+    for n in 1..=4 {
+        let message = publish("t", &n.to_string(), PublishQos::AtLeastOnce(id(n)));
+        core.handle(2, "pub", Packet::Publish(message), t0);
+        assert!(core.take_congested().is_empty(), "message {n}");
+    }
     let sent = slow.take(v5);
     let [Packet::Publish(delivered)] = &sent[..] else {
         panic!("expected one PUBLISH, got {sent:?}");
     };
-    let PublishQos::AtLeastOnce(delivered_id) = delivered.qos else {
-        panic!("expected QoS 1, got {delivered:?}");
-    };
-    // The second must wait: the publisher is asked to pause, and nothing has drained.
-    let second = publish("t", "2", PublishQos::AtLeastOnce(id(2)));
-    core.handle(2, "pub", Packet::Publish(second), t0);
-    assert!(core.take_congested());
+    // The fifth makes four wait: the publisher is held back, and nothing has drained.
+    let fifth = publish("t", "5", PublishQos::AtLeastOnce(id(5)));
+    core.handle(2, "pub", Packet::Publish(fifth), t0);
+    let fed = core.take_congested();
+    assert_eq!(fed.iter().map(|c| &**c).collect::<Vec<_>>(), ["slow"]);
     assert!(!core.take_drained());
     assert!(slow.take(v5).is_empty());
+    // It holds the publisher back while it may still acknowledge; one that acknowledges
+    // nothing for the stall timeout holds no one back.
+    let stall = Limits::default().stall_timeout();
+    assert!(core.any_congested(&fed, t0 + stall / 2));
+    assert!(!core.any_congested(&fed, t0 + stall));
 
-    // The subscriber's PUBACK lets the second out and says the queue drained.
-    let ack = Packet::PubAck(mqtt::Acknowledgement {
-        packet_id: delivered_id,
-        reason_code: ReasonCode::Success,
-        properties: Default::default(),
-    });
-    core.handle(1, "slow", ack, t0);
-    assert!(core.take_drained());
-    assert!(!core.take_drained(), "told once");
-    assert!(matches!(&slow.take(v5)[..], [Packet::Publish(p)] if p.payload == "2"));
+    // Each PUBACK lets the next out; the queue has drained once one message is left waiting.
+    let mut delivered = delivered.clone();
+    for n in 2..=5 {
+        let PublishQos::AtLeastOnce(delivered_id) = delivered.qos else {
+            panic!("expected QoS 1, got {delivered:?}");
+        };
+        let ack = Packet::PubAck(mqtt::Acknowledgement {
+            packet_id: delivered_id,
+            reason_code: ReasonCode::Success,
+            properties: Default::default(),
+        });
+        core.handle(1, "slow", ack, t0);
+        // Waiting after this acknowledgement: 5 - n.
+        assert_eq!(core.take_drained(), n == 4, "after message {n} went out");
+        assert_eq!(core.any_congested(&fed, t0), n < 4);
+        let sent = slow.take(v5);
+        let [Packet::Publish(next)] = &sent[..] else {
+            panic!("expected one PUBLISH, got {sent:?}");
+        };
+        assert_eq!(next.payload, n.to_string().as_bytes());
+        delivered = next.clone();
+    }
 }

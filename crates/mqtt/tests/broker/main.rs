@@ -5,5 +5,8 @@ mod acl;
 mod client;
 mod core;
 mod flows;
+mod limits;
+mod pipelining;
 mod read_ahead;
+mod split;
 mod v5;
