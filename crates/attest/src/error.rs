@@ -24,6 +24,21 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Bytes follow the end of the evidence's own structure (or of a structure nested in it).
+    /// No signature covers them, so accepting them would give one signed statement many
+    /// digests.
+    #[error(
+        "malformed {format}: {trailing} trailing byte{} after {after}: no signature covers them, so nothing may follow it",
+        plural(*.trailing)
+    )]
+    EvidenceTrailingBytes {
+        /// The detected format.
+        format: &'static str,
+        /// The structure the bytes follow (`the signature data`, `the 1184-byte report`).
+        after: &'static str,
+        /// How many bytes follow it.
+        trailing: usize,
+    },
     /// The endorsements needed to appraise this evidence were not supplied.
     #[error("missing endorsements for {platform}: {what}")]
     EndorsementsMissing {
@@ -281,6 +296,10 @@ pub(crate) fn one_line(text: impl std::fmt::Display) -> String {
         }
     }
     out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 impl Error {

@@ -226,3 +226,46 @@ fn bad_inputs_are_refused_with_clear_errors() {
         failures.join("\n")
     );
 }
+
+/// The named bad inputs of the fuzz corpus (`fuzz/corpus/<target>/bad-NAME`) are copies of
+/// entries here (`testdata/bad-inputs/<folder>/NAME.<ext>`), so the manifest's expectation covers
+/// them and the fuzzer starts from them.
+#[test]
+fn fuzz_corpus_bad_inputs_are_manifest_entries() {
+    let manifest = load_manifest();
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let mut checked = 0;
+    for (target, folder) in [
+        ("evidence", "evidence"),
+        ("appraise_dcap", "appraise-dcap"),
+        ("appraise_snp", "appraise-snp"),
+    ] {
+        for file in std::fs::read_dir(corpus.join(target)).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_prefix("bad-") else {
+                continue;
+            };
+            let entry = manifest
+                .input
+                .iter()
+                .find(|e| {
+                    e.file
+                        .strip_prefix(&format!("{folder}/"))
+                        .and_then(|f| f.rsplit_once('.'))
+                        .is_some_and(|(s, _)| s == stem)
+                })
+                .unwrap_or_else(|| {
+                    panic!("{target}/{name}: no {folder}/{stem}.* in MANIFEST.toml")
+                });
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(bad_inputs_dir().join(&entry.file)).unwrap(),
+                "{target}/{name} differs from {}",
+                entry.file
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no bad-* inputs in the fuzz corpus");
+}

@@ -361,3 +361,197 @@ fn pck_platform_names_what_pcs_serves_collateral_for() {
     let snp = Evidence::from_bytes(&read("snp/test-report.bin")).unwrap();
     assert_eq!(snp.pck_platform().unwrap(), None::<PckPlatform>);
 }
+
+/// Where a fixture quote's signature data ends (its declared length; the TDX v4 sample carries
+/// 70 zero bytes of padding after it).
+const SGX_END: usize = 4600;
+const TDX4_END: usize = 4936;
+
+/// `bytes` with `extra` inserted at `at` and each little-endian u32 size field at `sizes`
+/// grown to match: a quote whose framing admits the extra bytes as its own.
+fn with_inserted(bytes: &[u8], at: usize, extra: &[u8], sizes: &[usize]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    for &field in sizes {
+        let size = u32::from_le_bytes(out[field..field + 4].try_into().unwrap());
+        let grown = size + u32::try_from(extra.len()).unwrap();
+        out[field..field + 4].copy_from_slice(&grown.to_le_bytes());
+    }
+    out.splice(at..at, extra.iter().copied());
+    out
+}
+
+fn trailing_bytes(err: &Error) -> Option<(&'static str, usize)> {
+    match err {
+        Error::EvidenceTrailingBytes {
+            after, trailing, ..
+        } => Some((after, *trailing)),
+        _ => None,
+    }
+}
+
+#[test]
+fn bytes_appended_to_a_quote_are_refused_and_the_untouched_quotes_still_verify() {
+    use attest::Evidence;
+    let cases = [
+        (SGX, SGX_COLL, SGX_ACCEPTING, T_2025, 0),
+        (TDX4, TDX4_COLL, "", T_2025, 70),
+        (TDX5, TDX5_COLL, "", T_2026, 0),
+    ];
+    for (name, coll, accepting, now, padding) in cases {
+        let quote = read(name);
+        let v = policy(accepting);
+        let e = endorsements(&[coll]);
+        for appended in [1, 100] {
+            let mut longer = quote.clone();
+            longer.extend(std::iter::repeat_n(0xA5, appended));
+            let err = Evidence::from_bytes(&longer).unwrap_err();
+            assert_eq!(
+                trailing_bytes(&err),
+                Some(("the signature data", padding + appended)),
+                "{name} + {appended}: {err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("{} trailing byte", padding + appended)),
+                "{err}"
+            );
+            let err = appraise(&v, &longer, &e, now).unwrap_err();
+            assert!(trailing_bytes(&err).is_some(), "{name} + {appended}: {err}");
+            // The same as hex text, as some tools write quotes.
+            let err = Evidence::from_bytes(hex::encode(&longer).as_bytes()).unwrap_err();
+            assert!(trailing_bytes(&err).is_some(), "{name} + {appended}: {err}");
+        }
+        // The untouched twin: affirmed (TDX v5: refused for its TCB level only, as EXPECTED.md says).
+        match appraise(&v, &quote, &e, now) {
+            Ok(_) => assert_ne!(name, TDX5),
+            Err(err) => assert_eq!((name, err), (TDX5, Error::NoMatchingTcbLevel)),
+        }
+    }
+}
+
+#[test]
+fn zero_padding_is_not_part_of_the_quote_or_its_digest() {
+    use attest::{Digest256, Evidence};
+    let tdx = read(TDX4);
+    assert_eq!(tdx.len(), TDX4_END + 70, "fixture changed");
+    let evidence = Evidence::from_bytes(&tdx).unwrap();
+    assert_eq!(evidence.raw(), &tdx[..TDX4_END]);
+    assert_eq!(evidence.digest(), Digest256::of(&tdx[..TDX4_END]));
+    let verified = appraise(&policy(""), &tdx, &endorsements(&[TDX4_COLL]), T_2025).unwrap();
+    let unpadded = appraise(
+        &policy(""),
+        &tdx[..TDX4_END],
+        &endorsements(&[TDX4_COLL]),
+        T_2025,
+    )
+    .unwrap();
+    assert_eq!(
+        json(&verified)["evidence_digest"],
+        json(&unpadded)["evidence_digest"]
+    );
+
+    let sgx = read(SGX);
+    let mut padded = sgx.clone();
+    padded.resize(sgx.len() + 100, 0);
+    assert_eq!(
+        Evidence::from_bytes(&padded).unwrap().digest(),
+        Evidence::from_bytes(&sgx).unwrap().digest()
+    );
+}
+
+#[test]
+fn unsigned_slack_inside_the_signature_data_is_refused() {
+    use attest::Evidence;
+    let sgx = read(SGX);
+    // SGX v3: signature data length at 432; PCK certification data size at 1048, its chain
+    // running to the end of the signature data.
+    let cases = [
+        (
+            with_inserted(&sgx, SGX_END, &[0], &[432]),
+            "the signature data",
+            1,
+        ),
+        (
+            with_inserted(&sgx, SGX_END, b"X", &[432, 1048]),
+            "the PCK certificate chain",
+            1,
+        ),
+        (
+            with_inserted(&sgx, SGX_END, b"\n\0", &[432, 1048]),
+            "the PCK certificate chain",
+            2,
+        ),
+    ];
+    // TDX v4: signature data length at 632; certification data (type 6) size at 766; inside it,
+    // the PCK certification data size at 1254, all three ending together.
+    let tdx = read(TDX4);
+    let tdx = &tdx[..TDX4_END];
+    let tdx_cases = [
+        (
+            with_inserted(tdx, TDX4_END, &[0; 3], &[632]),
+            "the signature data",
+            3,
+        ),
+        (
+            with_inserted(tdx, TDX4_END, &[0; 2], &[632, 766]),
+            "the QE report certification data",
+            2,
+        ),
+        (
+            with_inserted(tdx, TDX4_END, b"junk", &[632, 766, 1254]),
+            "the PCK certificate chain",
+            4,
+        ),
+    ];
+    for (quote, after, trailing) in cases.into_iter().chain(tdx_cases) {
+        let err = Evidence::from_bytes(&quote).unwrap_err();
+        assert_eq!(trailing_bytes(&err), Some((after, trailing)), "{err}");
+    }
+    // The framing this test relies on is the fixtures': untouched, they parse.
+    Evidence::from_bytes(&sgx).unwrap();
+    Evidence::from_bytes(tdx).unwrap();
+}
+
+#[test]
+fn pem_blocks_added_to_the_pck_chain_are_refused() {
+    use attest::Evidence;
+    // PEM readers skip what they cannot finish and the chain check ignores certificates it does
+    // not need, so dcap-qvl alone affirms these; the parser refuses them. Inserted before the
+    // chain's NUL terminator (offset 4599), sizes at 432 and 1048 grown to match.
+    let sgx = read(SGX);
+    for extra in [
+        &b"-----BEGIN CERTIFICATE-----\nAAAA\n"[..],
+        b"-----BEGIN X-----\n",
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    ] {
+        let quote = with_inserted(&sgx, SGX_END - 1, extra, &[432, 1048]);
+        let err = Evidence::from_bytes(&quote).unwrap_err();
+        // The NUL terminator, no longer right after the last certificate, is counted too.
+        assert_eq!(
+            trailing_bytes(&err),
+            Some(("the PCK certificate chain", extra.len() + 1)),
+            "{err}"
+        );
+    }
+    // Text before the chain or between its certificates.
+    let chain_start = 1052;
+    let quote = with_inserted(&sgx, chain_start, b"note\n", &[432, 1048]);
+    let err = Evidence::from_bytes(&quote).unwrap_err();
+    assert!(
+        matches!(&err, Error::EvidenceMalformed { reason, .. } if reason.contains("certificate 1 of 3 does not start")),
+        "{err}"
+    );
+    let end_line = b"-----END CERTIFICATE-----\n";
+    let second = chain_start
+        + sgx[chain_start..]
+            .windows(end_line.len())
+            .position(|w| w == end_line)
+            .unwrap()
+        + end_line.len();
+    let quote = with_inserted(&sgx, second, b"\n", &[432, 1048]);
+    let err = Evidence::from_bytes(&quote).unwrap_err();
+    assert!(
+        matches!(&err, Error::EvidenceMalformed { reason, .. } if reason.contains("certificate 2 of 3")),
+        "{err}"
+    );
+}

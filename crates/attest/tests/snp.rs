@@ -120,6 +120,36 @@ fn flipped_report_bytes_are_refused() {
 }
 
 #[test]
+fn bytes_no_signature_covers_are_refused_and_the_untouched_report_verifies() {
+    let e = endorsements(&[VCEK, MILAN]);
+    let report = read(REPORT);
+    for appended in [1, 100] {
+        for fill in [0x00, 0xA5] {
+            let mut longer = report.clone();
+            longer.extend(std::iter::repeat_n(fill, appended));
+            let err = appraise(&policy(""), &longer, &e, T_2025).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    Error::EvidenceTrailingBytes { after: "the 1184-byte report", trailing, .. }
+                        if *trailing == appended
+                ),
+                "{appended} x {fill:#x}: {err}"
+            );
+        }
+    }
+    // The signature field's reserved part, after r and s, is signed by nobody.
+    for at in [0x2A0 + 144, 0x4A0 - 1] {
+        let err = appraise(&policy(""), &flip(&report, at), &e, T_2025).unwrap_err();
+        assert!(
+            matches!(&err, Error::EvidenceMalformed { reason, .. } if reason.contains("reserved bytes 0x330..0x4a0")),
+            "byte {at:#x}: {err}"
+        );
+    }
+    appraise(&policy(""), &report, &e, T_2025).expect("the untouched report is affirmed");
+}
+
+#[test]
 fn wrong_product_chains_are_refused() {
     for chain in [GENOA, TURIN] {
         let err = appraise(

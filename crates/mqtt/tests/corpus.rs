@@ -443,6 +443,48 @@ fn seeds_are_the_known_answers_and_bad_inputs_are_refused_for_their_reason() {
     }
 }
 
+/// The `mqtt_session` target's seeds: a split byte (the middle), then one client's session,
+/// as every `seed-*-stream` and `seed-*-pipelined-*` of `mqtt_packet` has it.
+fn session_seeds() -> Vec<(String, Vec<u8>)> {
+    expected_files()
+        .into_iter()
+        .filter(|(name, _)| name.ends_with("-stream") || name.contains("-pipelined-"))
+        .map(|(name, wire)| {
+            let mut seed = vec![0x80];
+            seed.extend_from_slice(&wire);
+            (name, seed)
+        })
+        .collect()
+}
+
+#[test]
+fn the_session_seeds_are_the_packet_seeds_with_a_split_byte() {
+    let dir = corpus_dir().join("../mqtt_session");
+    let bless = std::env::var_os("MQTT_BLESS").is_some();
+    if bless {
+        std::fs::create_dir_all(&dir).expect("corpus dir");
+    }
+    let expected = session_seeds();
+    for (name, bytes) in &expected {
+        let path = dir.join(name);
+        if bless {
+            std::fs::write(&path, bytes).expect("write seed");
+        }
+        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            committed == *bytes,
+            "{name} differs from what the encoder produces (MQTT_BLESS=1 to accept a deliberate change)"
+        );
+    }
+    for entry in std::fs::read_dir(&dir).expect("corpus dir") {
+        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        assert!(
+            expected.iter().any(|(n, _)| *n == name),
+            "{name} is committed but not produced by this test"
+        );
+    }
+}
+
 #[test]
 fn the_corpus_holds_nothing_unexplained() {
     let expected: std::collections::BTreeSet<String> =

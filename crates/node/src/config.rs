@@ -7,14 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use platform::PlatformChoice;
+use runtime::{LimitSetting, memory_bytes_of_mib};
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::error::NodeError;
 use crate::mqtt::MqttConfig;
 
-/// Largest accepted fuel, memory and queue settings, so a typo cannot disable a limit.
-const MAX_MEMORY_MIB: u64 = 4096;
-const MAX_OUTPUT_QUEUE: usize = 1 << 20;
+/// Largest accepted output queue, so a typo cannot disable the limit (fuel, memory and deadline
+/// are bounded by [`runtime::LimitSetting`]).
+const MAX_OUTPUT_QUEUE: u64 = 1 << 20;
 
 /// A validated node configuration.
 #[derive(Debug, Clone)]
@@ -91,10 +93,10 @@ struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
-    fuel_per_call: Option<u64>,
-    deadline_ms: Option<u64>,
-    memory_mib: Option<u64>,
-    output_queue: Option<usize>,
+    fuel_per_call: Option<Spanned<u64>>,
+    deadline_ms: Option<Spanned<u64>>,
+    memory_mib: Option<Spanned<u64>>,
+    output_queue: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -166,31 +168,7 @@ impl NodeConfig {
             }
             None => None,
         };
-        let defaults = ModuleLimits::default();
-        let memory_mib = raw
-            .limits
-            .memory_mib
-            .unwrap_or((defaults.memory_bytes >> 20) as u64);
-        if memory_mib == 0 || memory_mib > MAX_MEMORY_MIB {
-            return Err(format!(
-                "limits.memory_mib = {memory_mib}: expected 1 to {MAX_MEMORY_MIB}"
-            ));
-        }
-        let fuel_per_call = raw.limits.fuel_per_call.unwrap_or(defaults.fuel_per_call);
-        if fuel_per_call == 0 {
-            return Err("limits.fuel_per_call must be positive".into());
-        }
-        let deadline = match raw.limits.deadline_ms {
-            Some(0) => return Err("limits.deadline_ms must be positive".into()),
-            Some(ms) => Duration::from_millis(ms),
-            None => defaults.deadline,
-        };
-        let output_queue = raw.limits.output_queue.unwrap_or(defaults.output_queue);
-        if output_queue == 0 || output_queue > MAX_OUTPUT_QUEUE {
-            return Err(format!(
-                "limits.output_queue = {output_queue}: expected 1 to {MAX_OUTPUT_QUEUE}"
-            ));
-        }
+        let limits = raw.limits.check(&line_of)?;
         let authorized_keys = raw
             .admin
             .authorized_keys
@@ -204,18 +182,56 @@ impl NodeConfig {
             admin_listen,
             metrics_listen,
             peer_policy: raw.peer_policy.map(|p| base.join(p)),
-            limits: ModuleLimits {
-                fuel_per_call,
-                deadline,
-                memory_bytes: usize::try_from(memory_mib << 20)
-                    .map_err(|_| "limits.memory_mib too large for this machine".to_owned())?,
-                output_queue,
-            },
+            limits,
             admin: AdminAuth {
                 authorized_keys,
                 allow_attested_clients: raw.admin.allow_attested_clients,
             },
             mqtt,
+        })
+    }
+}
+
+impl RawLimits {
+    /// Each key in its range, or an error naming the key, its line, the value and the range;
+    /// absent keys take the defaults.
+    fn check(&self, line_of: &dyn Fn(usize) -> usize) -> Result<ModuleLimits, String> {
+        let defaults = ModuleLimits::default();
+        let key = |name: &str, value: &Spanned<u64>, why: &dyn std::fmt::Display| {
+            format!("line {}: limits.{name}: {why}", line_of(value.span().start))
+        };
+        let setting = |name: &str, value: &Option<Spanned<u64>>, setting: LimitSetting| {
+            value
+                .as_ref()
+                .map(|v| setting.check(*v.get_ref()).map_err(|e| key(name, v, &e)))
+                .transpose()
+        };
+        let fuel_per_call = setting(
+            "fuel_per_call",
+            &self.fuel_per_call,
+            LimitSetting::FuelPerCall,
+        )?
+        .unwrap_or(defaults.fuel_per_call);
+        let deadline = setting("deadline_ms", &self.deadline_ms, LimitSetting::DeadlineMs)?
+            .map_or(defaults.deadline, Duration::from_millis);
+        let memory_bytes = setting("memory_mib", &self.memory_mib, LimitSetting::MemoryMib)?
+            .map_or(defaults.memory_bytes, memory_bytes_of_mib);
+        let output_queue = match &self.output_queue {
+            Some(v) if !(1..=MAX_OUTPUT_QUEUE).contains(v.get_ref()) => {
+                let why = format!(
+                    "{} is out of range: expected 1 to {MAX_OUTPUT_QUEUE} (buffered output events per module)",
+                    v.get_ref()
+                );
+                return Err(key("output_queue", v, &why));
+            }
+            Some(v) => usize::try_from(*v.get_ref()).unwrap_or(usize::MAX),
+            None => defaults.output_queue,
+        };
+        Ok(ModuleLimits {
+            fuel_per_call,
+            deadline,
+            memory_bytes,
+            output_queue,
         })
     }
 }
@@ -283,6 +299,57 @@ mod tests {
         assert!(err.contains("missing field"), "{err}");
         let err = parse("name = \n").unwrap_err();
         assert!(err.starts_with("line 1:"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_limits_are_refused_with_their_key_line_and_range() {
+        for (key, value, range) in [
+            ("memory_mib", "999999999", "expected 1 to 4096 MiB"),
+            ("memory_mib", "0", "expected 1 to 4096 MiB"),
+            (
+                "fuel_per_call",
+                "1000000000001",
+                "expected 1 to 1000000000000",
+            ),
+            ("fuel_per_call", "0", "expected 1 to 1000000000000"),
+            ("deadline_ms", "3600001", "expected 1 to 3600000 ms"),
+            ("deadline_ms", "0", "expected 1 to 3600000 ms"),
+            ("output_queue", "1048577", "expected 1 to 1048576"),
+            ("output_queue", "0", "expected 1 to 1048576"),
+        ] {
+            let err = parse(&format!(
+                "{MINIMAL}[limits]\n# per module call\n{key} = {value}\n"
+            ))
+            .unwrap_err();
+            assert!(
+                err.starts_with(&format!("line 7: limits.{key}: {value}")),
+                "{err}"
+            );
+            assert!(err.contains(range), "{err}");
+        }
+    }
+
+    #[test]
+    fn limits_at_the_ends_of_their_ranges_are_accepted() {
+        let config = parse(&format!(
+            "{MINIMAL}[limits]\nfuel_per_call = 1000000000000\ndeadline_ms = 3600000\nmemory_mib = 4096\noutput_queue = 1048576\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.limits,
+            ModuleLimits {
+                fuel_per_call: runtime::MAX_FUEL_PER_CALL,
+                deadline: Duration::from_secs(3600),
+                memory_bytes: memory_bytes_of_mib(4096),
+                output_queue: 1 << 20,
+            }
+        );
+        let config = parse(&format!(
+            "{MINIMAL}[limits]\nfuel_per_call = 1\ndeadline_ms = 1\nmemory_mib = 1\noutput_queue = 1\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.limits.memory_bytes, 1 << 20);
+        assert_eq!(config.limits.deadline, Duration::from_millis(1));
     }
 
     #[test]

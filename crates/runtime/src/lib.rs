@@ -43,7 +43,11 @@ mod wasi;
 pub use engine::{Runtime, RuntimeConfig, SealedStateConfig};
 pub use error::RuntimeError;
 pub use host::{MAX_LOG_LEN, MAX_RANDOM_BYTES};
-pub use limits::{DEFAULT_DEADLINE, DEFAULT_FUEL_PER_CALL, DEFAULT_MEMORY_BYTES, Limits};
+pub use limits::{
+    DEFAULT_DEADLINE, DEFAULT_FUEL_PER_CALL, DEFAULT_MEMORY_BYTES, DEFAULT_MEMORY_MIB,
+    LimitOutOfRange, LimitSetting, Limits, MAX_DEADLINE_MS, MAX_FUEL_PER_CALL, MAX_MEMORY_MIB,
+    MIN_DEADLINE_MS, MIN_FUEL_PER_CALL, MIN_MEMORY_MIB, memory_bytes_of_mib,
+};
 pub use module::{LoadedModule, MAX_MODULE_NAME_LEN};
 pub use ports::{
     CollectingSink, DiscardSink, EmittedEvent, EventSink, HostClock, MAX_PORT_NAME_LEN,

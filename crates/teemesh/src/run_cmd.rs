@@ -11,8 +11,8 @@ use attest::UnixTime;
 use base64::Engine as _;
 use clap::Args;
 use runtime::{
-    CollectingSink, DEFAULT_FUEL_PER_CALL, Limits, NodeSecret, Runtime, RuntimeConfig,
-    RuntimeError, Unconnected,
+    CollectingSink, DEFAULT_DEADLINE, DEFAULT_FUEL_PER_CALL, DEFAULT_MEMORY_MIB, LimitSetting,
+    Limits, NodeSecret, Runtime, RuntimeConfig, RuntimeError, Unconnected,
 };
 use serde_json::{Value, json};
 
@@ -29,12 +29,12 @@ pub(crate) struct RunArgs {
     /// The entry's argument, JSON text handed to the module as its UTF-8 bytes.
     #[arg(long, value_name = "JSON", default_value = "{}")]
     arg: String,
-    /// Fuel (instruction budget) for each call into the module.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_FUEL_PER_CALL)]
+    /// Fuel (instruction budget) for each call into the module: 1 to 10^12.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_FUEL_PER_CALL, value_parser = fuel_per_call)]
     fuel: u64,
-    /// Cap on the module's linear memory, in MiB.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    memory_mib: usize,
+    /// Cap on the module's linear memory, in MiB: 1 to 4096 (all a wasm32 memory can address).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MEMORY_MIB, value_parser = memory_mib)]
+    memory_mib: u64,
     /// Directory of the module's sealed state (and of this simulated node's sealing secret);
     /// default $TEEMESH_HOME/run-state.
     #[arg(long, value_name = "DIR")]
@@ -42,6 +42,21 @@ pub(crate) struct RunArgs {
     /// The module's name (default: the file name without extension).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+}
+
+/// `--fuel`: a number in [`LimitSetting::FuelPerCall`]'s range (clap names the flag).
+fn fuel_per_call(text: &str) -> Result<u64, String> {
+    limit(LimitSetting::FuelPerCall, text)
+}
+
+/// `--memory-mib`: a number in [`LimitSetting::MemoryMib`]'s range.
+fn memory_mib(text: &str) -> Result<u64, String> {
+    limit(LimitSetting::MemoryMib, text)
+}
+
+fn limit(setting: LimitSetting, text: &str) -> Result<u64, String> {
+    let value: u64 = text.parse().map_err(|e| format!("{e}"))?;
+    setting.check(value).map_err(|e| e.to_string())
 }
 
 /// The guest returned `Err` (exit code 1; the JSON on stdout carries its message).
@@ -82,11 +97,8 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| teemesh_home().join("run-state"));
     let secret = NodeSecret::load_or_create(&state_dir.join("node-sealing-secret"))?;
-    let limits = Limits {
-        fuel_per_call: Some(args.fuel),
-        memory_bytes: args.memory_mib.saturating_mul(1 << 20),
-        ..Limits::default()
-    };
+    let deadline_ms = u64::try_from(DEFAULT_DEADLINE.as_millis()).unwrap_or(u64::MAX);
+    let limits = Limits::from_settings(args.fuel, args.memory_mib, deadline_ms)?;
     let sink = Arc::new(CollectingSink::new());
     let config = RuntimeConfig::new(identity.clone())
         .with_limits(limits)

@@ -380,11 +380,43 @@ fn spin_in_background(env: &Env, node: &Node) -> Child {
 }
 
 #[test]
+fn out_of_range_limits_are_refused_naming_file_line_key_and_range() {
+    let env = Env::new();
+    // Env::config writes 5 lines before `extra`: the value is on line 7.
+    for (key, value, range) in [
+        ("memory_mib", "999999999", "expected 1 to 4096 MiB"),
+        (
+            "fuel_per_call",
+            "1000000000000000",
+            "expected 1 to 1000000000000",
+        ),
+        ("deadline_ms", "0", "expected 1 to 3600000 ms"),
+    ] {
+        let config = env.config(&format!("[limits]\n{key} = {value}"));
+        let out = Command::new(TEEMESH)
+            .args(["node", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(out.stdout.is_empty(), "no ready line: {stderr}");
+        let expected = format!("{}: line 7: limits.{key}: {value}", config.display());
+        assert!(
+            stderr.contains(&expected) && stderr.contains(range),
+            "expected {expected:?} and {range:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
 fn misbehaving_module_fails_only_its_own_calls() {
     let env = Env::new();
-    // Unlimited-looking fuel so the loop is stopped by the wall-clock deadline.
-    let config = env
-        .config("[limits]\nfuel_per_call = 1000000000000000\ndeadline_ms = 4000\nmemory_mib = 32");
+    // The most fuel a node allows (about a quarter of an hour of guest code), so the loop is
+    // stopped by the wall-clock deadline.
+    let config =
+        env.config("[limits]\nfuel_per_call = 1000000000000\ndeadline_ms = 4000\nmemory_mib = 32");
     let node = Node::start(&env, &config);
     ok(&admin(
         &env,

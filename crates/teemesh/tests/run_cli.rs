@@ -233,6 +233,47 @@ fn guest_error_exits_1_with_the_json() {
 }
 
 #[test]
+fn out_of_range_limits_are_usage_errors_naming_flag_value_and_range() {
+    let home = tempfile::tempdir().unwrap();
+    let module = write_guest(home.path());
+    let path = module.to_str().unwrap();
+    for (flag, value, range) in [
+        ("--memory-mib", "999999999", "expected 1 to 4096 MiB"),
+        ("--memory-mib", "0", "expected 1 to 4096 MiB"),
+        ("--fuel", "1000000000001", "expected 1 to 1000000000000"),
+        ("--fuel", "0", "expected 1 to 1000000000000"),
+    ] {
+        let out = teemesh(home.path(), &[path, "--entry", "echo", flag, value]);
+        let stderr = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(out.stdout.is_empty(), "nothing on stdout: {stderr}");
+        assert!(
+            stderr.contains(&format!("invalid value '{value}' for '{flag} <N>'")),
+            "{stderr}"
+        );
+        assert!(stderr.contains(range), "{stderr}");
+        assert!(
+            !stderr.contains("SIMULATED"),
+            "refused before anything runs: {stderr}"
+        );
+    }
+    // The ends of the ranges run.
+    for (flag, value) in [
+        ("--memory-mib", "4096"),
+        ("--memory-mib", "1"),
+        ("--fuel", "1000000000000"),
+    ] {
+        let out = teemesh(home.path(), &[path, "--entry", "echo", flag, value]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flag} {value}: {}",
+            stderr_of(&out)
+        );
+    }
+}
+
+#[test]
 fn limits_traps_and_bad_modules_exit_2_with_one_line() {
     let home = tempfile::tempdir().unwrap();
     let module = write_guest(home.path());

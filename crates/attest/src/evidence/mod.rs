@@ -51,7 +51,7 @@ impl Evidence {
         Self::from_binary(bytes.to_vec())
     }
 
-    fn from_binary(raw: Vec<u8>) -> Result<Self, Error> {
+    fn from_binary(mut raw: Vec<u8>) -> Result<Self, Error> {
         if raw.len() > MAX_EVIDENCE_LEN {
             return Err(Error::EvidenceUnrecognized {
                 len: raw.len(),
@@ -70,6 +70,11 @@ impl Evidence {
                 hint: describe_unknown(&raw),
             });
         };
+        // The digest names the signed statement: a quote's zero padding (the only thing its parser
+        // lets follow it) is not part of it.
+        if let EvidenceFormat::Dcap(quote) = &format {
+            raw.truncate(quote.len);
+        }
         Ok(Self {
             digest: Digest256::of(&raw),
             raw,
@@ -77,7 +82,7 @@ impl Evidence {
         })
     }
 
-    /// The raw evidence bytes (binary, after hex decoding).
+    /// The raw evidence bytes (binary, after hex decoding, without a DCAP quote's zero padding).
     pub fn raw(&self) -> &[u8] {
         &self.raw
     }

@@ -104,6 +104,13 @@ impl SimulatedAttester {
 impl SimReport {
     /// Parses a simulated report.
     pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > REPORT_LEN {
+            return Err(Error::EvidenceTrailingBytes {
+                format: FORMAT,
+                after: "the 200-byte report",
+                trailing: bytes.len() - REPORT_LEN,
+            });
+        }
         if bytes.len() != REPORT_LEN {
             return Err(Error::malformed(
                 FORMAT,

@@ -11,6 +11,9 @@ pub const REPORT_LEN: usize = 0x4A0;
 pub const SIGNED_LEN: usize = 0x2A0;
 /// Guest policy bit 19: debugging allowed.
 pub const POLICY_DEBUG: u64 = 1 << 19;
+/// End of the signature's r and s (72 bytes each); the rest of the 512-byte signature field is
+/// reserved.
+const SIGNATURE_END: usize = SIGNED_LEN + 2 * 72;
 /// Signature algorithm 1: ECDSA P-384 with SHA-384.
 const SIG_ALGO_ECDSA_P384_SHA384: u32 = 1;
 const FORMAT: &str = "SEV-SNP report";
@@ -32,9 +35,10 @@ pub struct SnpReport {
     pub signature_s: [u8; 48],
 }
 
-/// True when `bytes` have the size and version of an SNP report (for format detection).
+/// True when `bytes` have the size (or more: the parser says what follows) and version of an SNP
+/// report (for format detection).
 pub(crate) fn looks_like_report(bytes: &[u8]) -> bool {
-    bytes.len() == REPORT_LEN
+    bytes.len() >= REPORT_LEN
         && matches!(
             u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
             2 | 3 | 5
@@ -79,8 +83,16 @@ pub(crate) fn product_from_cpuid(family: u8, model: u8) -> Option<&'static str> 
 }
 
 impl SnpReport {
-    /// Parses a report; refuses unknown versions and signature algorithms.
+    /// Parses a report; refuses unknown versions and signature algorithms, and any byte no
+    /// signature covers: after the report, or in the signature field's reserved part.
     pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > REPORT_LEN {
+            return Err(Error::EvidenceTrailingBytes {
+                format: FORMAT,
+                after: "the 1184-byte report",
+                trailing: bytes.len() - REPORT_LEN,
+            });
+        }
         if bytes.len() != REPORT_LEN {
             return Err(Error::malformed(
                 FORMAT,
@@ -99,6 +111,14 @@ impl SnpReport {
             return Err(Error::malformed(
                 FORMAT,
                 format!("signature algorithm {sig_algo}, only 1 (ECDSA P-384/SHA-384) exists"),
+            ));
+        }
+        if bytes[SIGNATURE_END..].iter().any(|b| *b != 0) {
+            return Err(Error::malformed(
+                FORMAT,
+                format!(
+                    "reserved bytes {SIGNATURE_END:#x}..{REPORT_LEN:#x} of the signature field are set: no signature covers them"
+                ),
             ));
         }
         let key_info = u32_at(bytes, 0x48)?;
