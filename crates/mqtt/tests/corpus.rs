@@ -477,7 +477,11 @@ fn the_session_seeds_are_the_packet_seeds_with_a_split_byte() {
         );
     }
     for entry in std::fs::read_dir(&dir).expect("corpus dir") {
-        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         assert!(
             expected.iter().any(|(n, _)| *n == name),
             "{name} is committed but not produced by this test"

@@ -235,3 +235,74 @@ fn python_paho_both_versions() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "paho ok");
 }
+
+/// paho-mqtt the way its users write it: `connect()` then `subscribe()` at once (the SUBSCRIBE
+/// follows CONNECT before any CONNACK), a subscriber reading in Python while `mosquitto_pub -l`
+/// publishes 200,000 QoS 0 lines as fast as it can; then 5,000 QoS 1 messages with 5,000 in
+/// flight. Every message must arrive and every PUBLISH be acknowledged.
+const PAHO_FIREHOSE_SCRIPT: &str = r#"
+import subprocess, sys, threading
+import paho.mqtt.client as mqtt
+
+port, count, inflight = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+got = [0]
+done = threading.Event()
+subscribed = threading.Event()
+sub = mqtt.Client(client_id="paho-firehose")
+def on_message(c, u, msg):
+    got[0] += 1
+    if got[0] == count:
+        done.set()
+sub.on_message = on_message
+sub.on_subscribe = lambda *args: subscribed.set()
+sub.connect("127.0.0.1", port, keepalive=60)
+sub.subscribe("firehose", qos=0)
+sub.loop_start()
+assert subscribed.wait(10), "no SUBACK for the SUBSCRIBE sent straight after CONNECT"
+lines = "".join("line %d\n" % i for i in range(count)).encode()
+subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "0",
+                "-t", "firehose", "-l"], input=lines, check=True)
+done.wait(120)
+print("received %d of %d" % (got[0], count))
+sub.disconnect()
+sub.loop_stop()
+
+publisher = mqtt.Client(client_id="paho-inflight")
+publisher.max_inflight_messages_set(inflight)
+publisher.connect("127.0.0.1", port, keepalive=60)
+publisher.loop_start()
+infos = [publisher.publish("inflight/%d" % i, "m", qos=1) for i in range(inflight)]
+for info in infos:
+    info.wait_for_publish(30)
+print("acknowledged %d of %d" % (sum(1 for i in infos if i.is_published()), inflight))
+publisher.disconnect()
+publisher.loop_stop()
+"#;
+
+#[test]
+fn paho_subscriber_and_mosquitto_pub_lose_nothing_and_every_publish_is_acknowledged() {
+    require("mosquitto_pub", "mosquitto-clients");
+    let python = debian_python();
+    let broker = BrokerProcess::start(&["--listen", "127.0.0.1:0"], true);
+    let out = Command::new(python)
+        .args([
+            "-c",
+            PAHO_FIREHOSE_SCRIPT,
+            &broker.port("tcp"),
+            "200000",
+            "5000",
+        ])
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "paho script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["received 200000 of 200000", "acknowledged 5000 of 5000"]
+    );
+}
