@@ -52,6 +52,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
 fi
 
+step "mqttwrk (the third-party MQTT load tool of scripts/bench-mqttwrk.py and its test)"
+if [ ! -x target/tools/bin/mqttwrk ]; then
+    cargo install mqttwrk --version 0.2.0 --locked --root target/tools
+fi
+
 if [ -z "${TEEMESH_SKIP_EXAMPLES:-}" ]; then
     # Before the tests: `teemesh deploy` builds `source:` modules with it (tests/deploy_source.rs).
     step "Wasm toolchain (scripts/build-module.sh: examples and deploy from source)"

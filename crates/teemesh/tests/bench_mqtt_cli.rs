@@ -85,3 +85,43 @@ fn loads_can_be_chosen_and_an_unknown_one_is_refused() {
         "{stderr}"
     );
 }
+
+/// `scripts/bench-mqttwrk.py --quick`: the third-party load tool (mqttwrk, which
+/// `scripts/test.sh` installs into target/tools) drives both brokers, and every message it
+/// expects reaches it from ours.
+#[test]
+fn mqttwrk_drives_both_brokers_and_ours_loses_nothing() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mqttwrk = root.join("target/tools/bin/mqttwrk");
+    assert!(
+        mqttwrk.exists() || Command::new("mqttwrk").arg("--version").output().is_ok(),
+        "mqttwrk is missing: cargo install mqttwrk --version 0.2.0 --locked --root target/tools (scripts/test.sh does it)"
+    );
+    let python = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let out = Command::new(python)
+        .arg(root.join("scripts/bench-mqttwrk.py"))
+        .args(["--quick", "--json", "--teemesh", env!("CARGO_BIN_EXE_teemesh")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let loads = report["loads"].as_array().unwrap();
+    assert_eq!(loads.len(), 8, "2 QoS × 2 sizes × 2 shapes");
+    for load in loads {
+        for broker in ["ours", "mosquitto"] {
+            assert!(load[broker]["median_msgs_per_s"].as_f64().unwrap() > 0.0, "{load}");
+        }
+        let ours = &load["ours"];
+        assert_eq!(ours["unfinished_runs"], 0, "{load}");
+        assert_eq!(ours["lost"], 0, "{load}");
+        assert_eq!(ours["delivered"], ours["expected"], "{load}");
+    }
+}
