@@ -135,3 +135,170 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let _ = self.stream.shutdown().await;
     }
 }
+
+/// A client's side of keep alive (§3.1.2.10), sans-IO: when to send PINGREQ, and when the
+/// broker has said nothing for so long that the connection must be taken as dead (a half-open
+/// TCP connection, a broker that hangs) rather than waiting for TCP to give up.
+///
+/// A PINGREQ is due when the client has sent nothing for half the keep alive (so the broker
+/// hears from it in time), or has heard nothing for half of it since its last probe (so a broker
+/// that has nothing to say still shows it is there). A broker heard from at most every half
+/// keep alive plus a round trip is alive; one silent for one and a half times the keep alive is
+/// not.
+#[derive(Debug, Clone)]
+pub struct KeepAlive {
+    period: std::time::Duration,
+    last_sent: std::time::Instant,
+    last_heard: std::time::Instant,
+    last_ping: Option<std::time::Instant>,
+}
+
+/// What keep alive asks of the client at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAliveDue {
+    /// Nothing before this instant.
+    Nothing {
+        /// When to ask again.
+        until: std::time::Instant,
+    },
+    /// Send a PINGREQ now (then call [`KeepAlive::pinged`]).
+    Ping,
+    /// The broker said nothing for this long, one and a half times the keep alive or more:
+    /// close the connection and reconnect.
+    BrokerSilent {
+        /// How long it has been silent.
+        silent: std::time::Duration,
+    },
+}
+
+impl KeepAlive {
+    /// Keep alive of `period` (the CONNACK's Server Keep Alive where it sets one; zero: off)
+    /// for a connection whose CONNACK came at `now`.
+    pub fn new(period: std::time::Duration, now: std::time::Instant) -> Self {
+        Self {
+            period,
+            last_sent: now,
+            last_heard: now,
+            last_ping: None,
+        }
+    }
+
+    /// The keep alive period.
+    pub fn period(&self) -> std::time::Duration {
+        self.period
+    }
+
+    /// The client wrote a packet at `now`.
+    pub fn sent(&mut self, now: std::time::Instant) {
+        self.last_sent = self.last_sent.max(now);
+    }
+
+    /// The client wrote a PINGREQ at `now`.
+    pub fn pinged(&mut self, now: std::time::Instant) {
+        self.sent(now);
+        self.last_ping = Some(now);
+    }
+
+    /// The client read a packet at `now`.
+    pub fn heard(&mut self, now: std::time::Instant) {
+        self.last_heard = self.last_heard.max(now);
+    }
+
+    /// What is due at `now`.
+    pub fn poll(&self, now: std::time::Instant) -> KeepAliveDue {
+        if self.period.is_zero() {
+            return KeepAliveDue::Nothing {
+                until: now + std::time::Duration::from_secs(86_400),
+            };
+        }
+        let half = self.period / 2;
+        let silent_at = self.last_heard + self.period * 3 / 2;
+        if now >= silent_at {
+            return KeepAliveDue::BrokerSilent {
+                silent: now.saturating_duration_since(self.last_heard),
+            };
+        }
+        let probed = self
+            .last_ping
+            .map_or(self.last_heard, |ping| ping.max(self.last_heard));
+        let ping_at = (self.last_sent + half).min(probed + half);
+        if now >= ping_at {
+            return KeepAliveDue::Ping;
+        }
+        KeepAliveDue::Nothing {
+            until: ping_at.min(silent_at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{KeepAlive, KeepAliveDue};
+
+    #[test]
+    fn a_silent_broker_is_pinged_then_given_up_after_one_and_a_half_keep_alives() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut alive = KeepAlive::new(s(10), t0);
+        assert_eq!(alive.poll(t0), KeepAliveDue::Nothing { until: t0 + s(5) });
+        assert_eq!(alive.poll(t0 + s(5)), KeepAliveDue::Ping);
+        alive.pinged(t0 + s(5));
+        // No PINGRESP: probed again half a keep alive later, then given up at 1.5×.
+        assert_eq!(
+            alive.poll(t0 + s(6)),
+            KeepAliveDue::Nothing { until: t0 + s(10) }
+        );
+        assert_eq!(alive.poll(t0 + s(10)), KeepAliveDue::Ping);
+        alive.pinged(t0 + s(10));
+        assert_eq!(
+            alive.poll(t0 + s(12)),
+            KeepAliveDue::Nothing { until: t0 + s(15) }
+        );
+        assert_eq!(
+            alive.poll(t0 + s(15)),
+            KeepAliveDue::BrokerSilent { silent: s(15) }
+        );
+    }
+
+    #[test]
+    fn a_broker_that_answers_is_never_given_up() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut alive = KeepAlive::new(s(10), t0);
+        for n in 1..100 {
+            let now = t0 + s(5 * n);
+            assert_eq!(alive.poll(now), KeepAliveDue::Ping, "at {n}");
+            alive.pinged(now);
+            alive.heard(now + Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_client_that_keeps_sending_still_probes_a_broker_that_says_nothing() {
+        // QoS 0 publications have no answer: the client's own traffic must not hide a dead
+        // broker.
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut alive = KeepAlive::new(s(10), t0);
+        for ms in (0..5_000).step_by(100) {
+            alive.sent(t0 + Duration::from_millis(ms));
+        }
+        assert_eq!(alive.poll(t0 + s(5)), KeepAliveDue::Ping);
+        // And a subscriber that only reads still pings, so the broker hears from it.
+        let mut alive = KeepAlive::new(s(10), t0);
+        alive.heard(t0 + s(4));
+        assert_eq!(alive.poll(t0 + s(5)), KeepAliveDue::Ping);
+    }
+
+    #[test]
+    fn zero_is_off() {
+        let t0 = Instant::now();
+        let alive = KeepAlive::new(Duration::ZERO, t0);
+        assert!(matches!(
+            alive.poll(t0 + Duration::from_secs(1_000_000)),
+            KeepAliveDue::Nothing { .. }
+        ));
+    }
+}

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atls::{AtlsClient, Peer};
-use mqtt::client::Connection;
+use mqtt::client::{Connection, KeepAlive, KeepAliveDue};
 use mqtt::{
     Acknowledgement, Connect, Disconnect, Packet, PacketId, Properties, ProtocolVersion, Publish,
     PublishQos, QoS, ReasonCode, Subscribe, Subscription, SubscriptionOptions,
@@ -33,7 +33,9 @@ pub(crate) const MODULE_CLAIMS_AUTH_METHOD: &str = "teemesh-module-claims-v1";
 /// reconnects (QoS 1 messages wait there), short enough that an unloaded module's session
 /// does not linger.
 const SESSION_EXPIRY_SECS: u32 = 600;
-/// Keep-alive asked of the broker; a PINGREQ goes out at half of it.
+/// Keep-alive asked of the broker (its Server Keep Alive wins): a PINGREQ goes out when the
+/// bridge has sent, or heard, nothing for half of it, and a broker silent for 1.5 times it is
+/// taken as gone (the bridge reconnects).
 const KEEP_ALIVE_SECS: u16 = 30;
 /// QoS 1 publications in flight at once (fewer if the broker's Receive Maximum says so).
 const MAX_IN_FLIGHT: usize = 64;
@@ -474,14 +476,12 @@ impl BrokerClient {
         let mut subscribed: HashSet<usize> = HashSet::new();
         // SUBSCRIBE packet id → the ends it asked for, until its SUBACK.
         let mut pending_subscriptions: HashMap<u16, Vec<usize>> = HashMap::new();
-        let mut keep_alive = tokio::time::interval(Duration::from_secs(u64::from(
-            ack.properties
-                .server_keep_alive
-                .unwrap_or(KEEP_ALIVE_SECS)
-                .max(2)
-                / 2,
-        )));
-        keep_alive.tick().await;
+        // The broker's Server Keep Alive, if it set one, is the keep alive in force.
+        let period = ack.properties.server_keep_alive.unwrap_or(KEEP_ALIVE_SECS);
+        let mut keep_alive = KeepAlive::new(
+            Duration::from_secs(u64::from(period)),
+            std::time::Instant::now(),
+        );
         loop {
             if self.closing.load(Ordering::Acquire) {
                 // Expiry 0: the broker forgets the module's session with this connection.
@@ -587,13 +587,43 @@ impl BrokerClient {
                     break;
                 }
             }
+            let wrote = connection.queued_bytes() > 0;
             connection.flush().await.map_err(|e| e.to_string())?;
+            if wrote {
+                keep_alive.sent(std::time::Instant::now());
+            }
             if more {
                 continue;
             }
+            // Judged only here, where the broker's packets are read: before waiting for them.
+            let due = match keep_alive.poll(std::time::Instant::now()) {
+                KeepAliveDue::Nothing { until } => until,
+                KeepAliveDue::Ping => {
+                    connection
+                        .queue(&Packet::PingReq)
+                        .map_err(|e| e.to_string())?;
+                    connection.flush().await.map_err(|e| e.to_string())?;
+                    keep_alive.pinged(std::time::Instant::now());
+                    continue;
+                }
+                KeepAliveDue::BrokerSilent { silent } => {
+                    tracing::warn!(
+                        app = %self.app,
+                        module = %self.module,
+                        broker = %address,
+                        "MQTT bridge: the broker answered nothing for {} s (1.5 × its keep alive of {period} s); reconnecting",
+                        silent.as_secs()
+                    );
+                    return Err(format!(
+                        "the broker answered nothing for {} s (1.5 × the keep alive of {period} s)",
+                        silent.as_secs()
+                    ));
+                }
+            };
             tokio::select! {
                 packet = connection.next() => {
                     let packet = packet.map_err(|e| e.to_string())?;
+                    keep_alive.heard(std::time::Instant::now());
                     if let Packet::SubAck(ack) = &packet {
                         let asked = pending_subscriptions.remove(&ack.packet_id.get()).unwrap_or_default();
                         self.on_suback(ack, &asked, &ends);
@@ -602,9 +632,7 @@ impl BrokerClient {
                     }
                 }
                 () = self.wake.notified() => {}
-                _ = keep_alive.tick() => {
-                    connection.queue(&Packet::PingReq).map_err(|e| e.to_string())?;
-                }
+                () = tokio::time::sleep_until(due.into()) => {}
             }
         }
     }
@@ -892,6 +920,27 @@ mod tests {
         }
     }
 
+    /// Signs module claims for app `plant`'s module `filter` with `measurement`, as the node
+    /// does for each connection.
+    fn claims_signer(node: &Arc<atls::NodeIdentity>, measurement: [u8; 32]) -> SignClaims {
+        let signer = node.clone();
+        Arc::new(move || {
+            let signed = atls::ModuleClaims::for_module(
+                &signer,
+                "filter",
+                attest::Measurement256(measurement),
+                attest::UnixTime::now(),
+            )
+            .with_app("plant")
+            .sign(&signer)
+            .map_err(|e| e.to_string())?;
+            Ok((
+                serde_json::to_string(&signed).unwrap(),
+                hex::encode(measurement),
+            ))
+        })
+    }
+
     fn accepted(session_present: bool) -> Packet {
         Packet::ConnAck(mqtt::ConnAck {
             session_present,
@@ -906,7 +955,7 @@ mod tests {
     /// publications (DUP, same identifiers, in order) before counting them published.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn authenticates_as_the_module_and_resends_unacknowledged_publications() {
-        use attest::{Measurement256, UnixTime};
+        use attest::Measurement256;
 
         let StandIn {
             node,
@@ -934,19 +983,7 @@ mod tests {
                 direction: TopicDirection::Publish,
             })
             .unwrap();
-        let signer = node.clone();
-        let sign_claims: SignClaims = Arc::new(move || {
-            let signed = atls::ModuleClaims::for_module(
-                &signer,
-                "filter",
-                Measurement256([0xab; 32]),
-                UnixTime::now(),
-            )
-            .with_app("plant")
-            .sign(&signer)
-            .map_err(|e| e.to_string())?;
-            Ok((serde_json::to_string(&signed).unwrap(), "ab".repeat(32)))
-        });
+        let sign_claims = claims_signer(&node, [0xab; 32]);
         let deliver: Deliver = Arc::new(|_, _| Box::pin(async { Ok(()) }));
         // Emitted before the broker is reachable: queued.
         client.emit("alert", b"one");
@@ -1057,6 +1094,126 @@ mod tests {
         assert_eq!(disconnect.properties.session_expiry_interval, Some(0));
     }
 
+    /// A broker that accepts the module and then answers nothing, not even PINGREQ (a hung
+    /// broker, a half-open connection): the bridge pings it, gives it up after one and a half
+    /// times the keep alive it set, and connects again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broker_that_stops_answering_is_given_up_and_reconnected() {
+        let StandIn {
+            node,
+            verifier,
+            server,
+            listener,
+            address,
+        } = StandIn::bind().await;
+        let client = Arc::new(BrokerClient::new(
+            "node-a",
+            node.certificate(),
+            "plant",
+            "filter",
+            &address,
+        ));
+        client
+            .attach(&TopicSpec {
+                app: "plant".into(),
+                module: "filter".into(),
+                port: "alert".into(),
+                broker_address: address.clone(),
+                topic: "plant/alerts".into(),
+                qos: 1,
+                direction: TopicDirection::Publish,
+            })
+            .unwrap();
+        let deliver: Deliver = Arc::new(|_, _| Box::pin(async { Ok(()) }));
+        client.start(
+            BridgeContext {
+                client: AtlsClient::new(node.clone(), verifier.clone()).unwrap(),
+                node: "node-a".into(),
+            },
+            claims_signer(&node, [2; 32]),
+            deliver,
+        );
+
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut stream = server.accept(tcp).await.unwrap();
+        let (mut decoder, mut buf) = (mqtt::Decoder::new(MAX_PACKET), Vec::new());
+        assert!(matches!(
+            read_packet(&mut stream.stream, &mut decoder, &mut buf).await,
+            Packet::Connect(_)
+        ));
+        // A keep alive of 2 s, set by the broker; then silence.
+        const KEEP_ALIVE: u16 = 2;
+        write_packet(
+            &mut stream.stream,
+            &Packet::ConnAck(mqtt::ConnAck {
+                session_present: false,
+                reason_code: ReasonCode::Success,
+                properties: Properties {
+                    server_keep_alive: Some(KEEP_ALIVE),
+                    ..Properties::default()
+                },
+            }),
+        )
+        .await;
+        let connected = std::time::Instant::now();
+        let silent = tokio::spawn(async move {
+            let mut pings = 0;
+            while let Ok(Ok(Some((packet, used)))) = tokio::time::timeout(
+                Duration::from_secs(10),
+                read_next(&mut stream.stream, &mut decoder, &mut buf),
+            )
+            .await
+            {
+                buf.drain(..used);
+                pings += usize::from(packet == Packet::PingReq);
+            }
+            pings
+        });
+        let (_again, _) = tokio::time::timeout(Duration::from_secs(15), listener.accept())
+            .await
+            .expect("the bridge connects again")
+            .unwrap();
+        let gave_up = connected.elapsed();
+        let limit = Duration::from_millis(u64::from(KEEP_ALIVE) * 1500);
+        assert!(
+            gave_up >= limit,
+            "given up after {gave_up:?}, before 1.5 × the keep alive"
+        );
+        // Within the limit, a reconnection backoff and an attested handshake.
+        assert!(
+            gave_up < limit + Duration::from_secs(5),
+            "given up only after {gave_up:?}"
+        );
+        let pings = silent.await.unwrap();
+        assert!(pings >= 2, "{pings} PINGREQ before giving up");
+        assert!(
+            client.info()[0]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("answered nothing"))
+        );
+    }
+
+    /// The next packet and its length once whole, `None` when the peer closed.
+    async fn read_next<S: tokio::io::AsyncRead + Unpin>(
+        stream: &mut S,
+        decoder: &mut mqtt::Decoder,
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<Option<(Packet, usize)>> {
+        use tokio::io::AsyncReadExt as _;
+        loop {
+            if let Some(decoded) = decoder.decode(buf).unwrap() {
+                return Ok(Some(decoded));
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// A subscribing end: the client subscribes at the end's QoS, delivers a message to the
     /// input, and acknowledges a QoS 1 message only once the delivery call returned.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1086,19 +1243,7 @@ mod tests {
                 direction: TopicDirection::Subscribe,
             })
             .unwrap();
-        let signer = node.clone();
-        let sign_claims: SignClaims = Arc::new(move || {
-            let signed = atls::ModuleClaims::for_module(
-                &signer,
-                "filter",
-                attest::Measurement256([1; 32]),
-                attest::UnixTime::now(),
-            )
-            .with_app("plant")
-            .sign(&signer)
-            .map_err(|e| e.to_string())?;
-            Ok((serde_json::to_string(&signed).unwrap(), "01".repeat(32)))
-        });
+        let sign_claims = claims_signer(&node, [1; 32]);
         // The module's call returns only when the test lets it.
         let release = Arc::new(tokio::sync::Semaphore::new(0));
         type Taken = Mutex<Vec<(String, Vec<u8>)>>;

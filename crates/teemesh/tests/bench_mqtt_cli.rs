@@ -104,7 +104,12 @@ fn mqttwrk_drives_both_brokers_and_ours_loses_nothing() {
     };
     let out = Command::new(python)
         .arg(root.join("scripts/bench-mqttwrk.py"))
-        .args(["--quick", "--json", "--teemesh", env!("CARGO_BIN_EXE_teemesh")])
+        .args([
+            "--quick",
+            "--json",
+            "--teemesh",
+            env!("CARGO_BIN_EXE_teemesh"),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -117,7 +122,10 @@ fn mqttwrk_drives_both_brokers_and_ours_loses_nothing() {
     assert_eq!(loads.len(), 8, "2 QoS × 2 sizes × 2 shapes");
     for load in loads {
         for broker in ["ours", "mosquitto"] {
-            assert!(load[broker]["median_msgs_per_s"].as_f64().unwrap() > 0.0, "{load}");
+            assert!(
+                load[broker]["median_msgs_per_s"].as_f64().unwrap() > 0.0,
+                "{load}"
+            );
         }
         let ours = &load["ours"];
         assert_eq!(ours["unfinished_runs"], 0, "{load}");
