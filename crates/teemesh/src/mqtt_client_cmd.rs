@@ -12,6 +12,7 @@ use atls::{AtlsClient, Freshness, PeerAttestation, PeerVerifier};
 use attest::{AppraisalPolicy, Endorsements, UnixTime};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
+use mqtt::client::{KeepAlive, KeepAliveDue};
 use mqtt::{
     Acknowledgement, Connect, Disconnect, Packet, PacketId, PacketType, Properties,
     ProtocolVersion, Publish, PublishQos, QoS, ReasonCode, Subscribe, Subscription,
@@ -26,7 +27,8 @@ use crate::atls_cmd::PeerRefused;
 use crate::attest_cmd::load_policy;
 use crate::mqtt_conn::{Client, Transport};
 
-/// Keep alive announced in CONNECT, seconds; `sub` pings at half of it when it sends nothing.
+/// Keep alive announced in CONNECT, seconds: `sub` pings when it has sent or heard nothing for
+/// half of it, and gives up on a broker silent for 1.5 times it (`mqtt::client::KeepAlive`).
 const KEEP_ALIVE: u16 = 60;
 /// Packets of a resumed session kept while `sub` waits for its SUBACK.
 const EARLY_PACKETS: usize = 65_536;
@@ -241,8 +243,10 @@ async fn print_messages(args: SubArgs) -> Result<()> {
             }
         }
     }
-    let ping_every = Duration::from_secs(u64::from(KEEP_ALIVE) / 2);
-    let mut last_sent = Instant::now();
+    let mut keep_alive = KeepAlive::new(
+        Duration::from_secs(u64::from(KEEP_ALIVE)),
+        std::time::Instant::now(),
+    );
     let mut printed = 0u64;
     // QoS 2 messages printed whose PUBREL has not come: a resent PUBLISH with one of these
     // identifiers is the same message and is not printed twice.
@@ -256,7 +260,19 @@ async fn print_messages(args: SubArgs) -> Result<()> {
         let deadline = if done {
             *release_deadline.get_or_insert_with(|| Instant::now() + RELEASE_TIMEOUT)
         } else {
-            last_sent + ping_every
+            match keep_alive.poll(std::time::Instant::now()) {
+                KeepAliveDue::Nothing { until } => Instant::from_std(until),
+                KeepAliveDue::Ping => {
+                    client.queue(&Packet::PingReq)?;
+                    client.flush().await?;
+                    keep_alive.pinged(std::time::Instant::now());
+                    continue;
+                }
+                KeepAliveDue::BrokerSilent { silent } => bail!(
+                    "the broker answered nothing for {} s (1.5 × the keep alive of {KEEP_ALIVE} s): giving up",
+                    silent.as_secs()
+                ),
+            }
         };
         let next = async {
             match early.pop_front() {
@@ -273,13 +289,10 @@ async fn print_messages(args: SubArgs) -> Result<()> {
                 );
                 break;
             }
-            Err(_) => {
-                client.queue(&Packet::PingReq)?;
-                client.flush().await?;
-                last_sent = Instant::now();
-                continue;
-            }
+            // Keep alive is due: asked again at the top.
+            Err(_) => continue,
         };
+        keep_alive.heard(std::time::Instant::now());
         match packet {
             Packet::Publish(publish) if done => {
                 // Beyond -C: neither printed nor acknowledged, except a resent QoS 2 message
@@ -324,7 +337,7 @@ async fn print_messages(args: SubArgs) -> Result<()> {
         }
         if client.queued_bytes() > 0 {
             client.flush().await?;
-            last_sent = Instant::now();
+            keep_alive.sent(std::time::Instant::now());
         }
     }
     goodbye(&mut client).await
