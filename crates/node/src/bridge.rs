@@ -920,6 +920,49 @@ mod tests {
         }
     }
 
+    impl StandIn {
+        /// A bridge client of app `plant`'s module `filter` on node-a for this broker, with one
+        /// QoS 1 end.
+        fn module_client(
+            &self,
+            port: &str,
+            topic: &str,
+            direction: TopicDirection,
+        ) -> Arc<BrokerClient> {
+            let client = Arc::new(BrokerClient::new(
+                "node-a",
+                self.node.certificate(),
+                "plant",
+                "filter",
+                &self.address,
+            ));
+            client
+                .attach(&TopicSpec {
+                    app: "plant".into(),
+                    module: "filter".into(),
+                    port: port.into(),
+                    broker_address: self.address.clone(),
+                    topic: topic.into(),
+                    qos: 1,
+                    direction,
+                })
+                .unwrap();
+            client
+        }
+
+        /// Starts `client` as the node does, with claims for `measurement`.
+        fn start(&self, client: &Arc<BrokerClient>, measurement: [u8; 32], deliver: Deliver) {
+            client.start(
+                BridgeContext {
+                    client: AtlsClient::new(self.node.clone(), self.verifier.clone()).unwrap(),
+                    node: "node-a".into(),
+                },
+                claims_signer(&self.node, measurement),
+                deliver,
+            );
+        }
+    }
+
     /// Signs module claims for app `plant`'s module `filter` with `measurement`, as the node
     /// does for each connection.
     fn claims_signer(node: &Arc<atls::NodeIdentity>, measurement: [u8; 32]) -> SignClaims {
@@ -957,47 +1000,22 @@ mod tests {
     async fn authenticates_as_the_module_and_resends_unacknowledged_publications() {
         use attest::Measurement256;
 
-        let StandIn {
-            node,
-            verifier,
-            server,
-            listener,
-            address,
-        } = StandIn::bind().await;
-
-        let client = Arc::new(BrokerClient::new(
-            "node-a",
-            node.certificate(),
-            "plant",
-            "filter",
-            &address,
-        ));
-        client
-            .attach(&TopicSpec {
-                app: "plant".into(),
-                module: "filter".into(),
-                port: "alert".into(),
-                broker_address: address.clone(),
-                topic: "plant/alerts".into(),
-                qos: 1,
-                direction: TopicDirection::Publish,
-            })
-            .unwrap();
-        let sign_claims = claims_signer(&node, [0xab; 32]);
+        let stand_in = StandIn::bind().await;
+        let client = stand_in.module_client("alert", "plant/alerts", TopicDirection::Publish);
         let deliver: Deliver = Arc::new(|_, _| Box::pin(async { Ok(()) }));
         // Emitted before the broker is reachable: queued.
         client.emit("alert", b"one");
         client.emit("alert", b"two");
         client.emit("other-output", b"not bridged");
         assert_eq!(client.info()[0].pending, 2);
-        client.start(
-            BridgeContext {
-                client: AtlsClient::new(node.clone(), verifier.clone()).unwrap(),
-                node: "node-a".into(),
-            },
-            sign_claims,
-            deliver,
-        );
+        stand_in.start(&client, [0xab; 32], deliver);
+        let StandIn {
+            node,
+            verifier,
+            server,
+            listener,
+            ..
+        } = stand_in;
 
         // First session: the CONNECT, then two publications left unacknowledged.
         let (tcp, _) = listener.accept().await.unwrap();
@@ -1099,40 +1117,16 @@ mod tests {
     /// times the keep alive it set, and connects again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_broker_that_stops_answering_is_given_up_and_reconnected() {
-        let StandIn {
-            node,
-            verifier,
-            server,
-            listener,
-            address,
-        } = StandIn::bind().await;
-        let client = Arc::new(BrokerClient::new(
-            "node-a",
-            node.certificate(),
-            "plant",
-            "filter",
-            &address,
-        ));
-        client
-            .attach(&TopicSpec {
-                app: "plant".into(),
-                module: "filter".into(),
-                port: "alert".into(),
-                broker_address: address.clone(),
-                topic: "plant/alerts".into(),
-                qos: 1,
-                direction: TopicDirection::Publish,
-            })
-            .unwrap();
-        let deliver: Deliver = Arc::new(|_, _| Box::pin(async { Ok(()) }));
-        client.start(
-            BridgeContext {
-                client: AtlsClient::new(node.clone(), verifier.clone()).unwrap(),
-                node: "node-a".into(),
-            },
-            claims_signer(&node, [2; 32]),
-            deliver,
+        let stand_in = StandIn::bind().await;
+        let client = stand_in.module_client("alert", "plant/alerts", TopicDirection::Publish);
+        stand_in.start(
+            &client,
+            [2; 32],
+            Arc::new(|_, _| Box::pin(async { Ok(()) })),
         );
+        let StandIn {
+            server, listener, ..
+        } = stand_in;
 
         let (tcp, _) = listener.accept().await.unwrap();
         let mut stream = server.accept(tcp).await.unwrap();
@@ -1218,32 +1212,9 @@ mod tests {
     /// input, and acknowledges a QoS 1 message only once the delivery call returned.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn acknowledges_a_message_only_after_the_module_took_it() {
-        let StandIn {
-            node,
-            verifier,
-            server,
-            listener,
-            address,
-        } = StandIn::bind().await;
-        let client = Arc::new(BrokerClient::new(
-            "node-a",
-            node.certificate(),
-            "plant",
-            "filter",
-            &address,
-        ));
-        client
-            .attach(&TopicSpec {
-                app: "plant".into(),
-                module: "filter".into(),
-                port: "reading".into(),
-                broker_address: address.clone(),
-                topic: "plant/+/readings".into(),
-                qos: 1,
-                direction: TopicDirection::Subscribe,
-            })
-            .unwrap();
-        let sign_claims = claims_signer(&node, [1; 32]);
+        let stand_in = StandIn::bind().await;
+        let client =
+            stand_in.module_client("reading", "plant/+/readings", TopicDirection::Subscribe);
         // The module's call returns only when the test lets it.
         let release = Arc::new(tokio::sync::Semaphore::new(0));
         type Taken = Mutex<Vec<(String, Vec<u8>)>>;
@@ -1257,14 +1228,10 @@ mod tests {
                 Ok(())
             })
         });
-        client.start(
-            BridgeContext {
-                client: AtlsClient::new(node.clone(), verifier.clone()).unwrap(),
-                node: "node-a".into(),
-            },
-            sign_claims,
-            deliver,
-        );
+        stand_in.start(&client, [1; 32], deliver);
+        let StandIn {
+            server, listener, ..
+        } = stand_in;
 
         let (tcp, _) = listener.accept().await.unwrap();
         let mut stream = server.accept(tcp).await.unwrap();
