@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 const TEEMESH: &str = env!("CARGO_BIN_EXE_teemesh");
 
+mod support;
+
 fn example(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples")
@@ -393,15 +395,7 @@ fn out_of_range_limits_are_refused_naming_file_line_key_and_range() {
         ("deadline_ms", "0", "expected 1 to 3600000 ms"),
     ] {
         let config = env.config(&format!("[limits]\n{key} = {value}"));
-        let out = Command::new(TEEMESH)
-            .args(["node", "--config"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(out.stdout.is_empty(), "no ready line: {stderr}");
+        let stderr = support::node_refuses(&config, key);
         let expected = format!("{}: line 7: limits.{key}: {value}", config.display());
         assert!(
             stderr.contains(&expected) && stderr.contains(range),

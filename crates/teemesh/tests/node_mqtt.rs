@@ -255,14 +255,7 @@ fn a_node_without_mqtt_says_so_and_bad_mqtt_sections_are_refused_with_their_line
         ),
     ] {
         let config = env.config(extra);
-        let out = Command::new(TEEMESH)
-            .args(["node", "--config"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{extra}: {stderr}");
+        let stderr = support::node_refuses(&config, extra);
         let expected = format!("{}: line {line}:", config.display());
         assert!(
             stderr.contains(&expected) && stderr.contains(says),

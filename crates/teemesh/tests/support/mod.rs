@@ -19,6 +19,21 @@ pub fn teemesh(home: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `teemesh node --config CONFIG`, which must refuse the configuration (exit 2, no ready
+/// line); returns its stderr. `what` names the case in a failure.
+pub fn node_refuses(config: &Path, what: &str) -> String {
+    let out = Command::new(TEEMESH)
+        .args(["node", "--config"])
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+    assert!(out.stdout.is_empty(), "{what}: no ready line: {stderr}");
+    stderr
+}
+
 /// The stdout of a command that must have succeeded; its exit code and outputs otherwise.
 pub fn ok(out: &Output) -> String {
     assert!(
