@@ -11,8 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use mqtt::broker::{
-    AllowAll, BrokerCore, ClientIdentity, Counters, Flow, Limits, MemoryRetained, Outlet,
-    QueueFull,
+    AllowAll, BrokerCore, ClientIdentity, Counters, Flow, Limits, MemoryRetained, Outlet, QueueFull,
 };
 use mqtt::{Decoder, Packet, ReasonCode};
 
@@ -83,8 +82,7 @@ fn session(bytes: &[u8], cut: usize) -> Outcome {
             offset += used;
             match (packet, &client_id) {
                 (Packet::Connect(connect), None) => {
-                    match core.connect(1, *connect, ClientIdentity::default(), outlet.clone(), t0)
-                    {
+                    match core.connect(1, *connect, ClientIdentity::default(), outlet.clone(), t0) {
                         Some(accepted) => client_id = Some(accepted.client_id),
                         None => {
                             ended = Some("CONNECT refused".into());
