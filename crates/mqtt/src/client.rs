@@ -212,21 +212,26 @@ impl KeepAlive {
             };
         }
         let half = self.period / 2;
-        let silent_at = self.last_heard + self.period * 3 / 2;
-        if now >= silent_at {
+        // Silent: a PINGREQ unanswered for half the keep alive, and nothing heard for one and a
+        // half times it. (A client that was busy and read nothing for long has pinged no
+        // broker: it pings first, and judges half a keep alive later.)
+        let unanswered = self.last_ping.filter(|ping| *ping > self.last_heard);
+        let silent_at =
+            unanswered.map(|ping| (ping + half).max(self.last_heard + self.period * 3 / 2));
+        if let Some(silent_at) = silent_at
+            && now >= silent_at
+        {
             return KeepAliveDue::BrokerSilent {
                 silent: now.saturating_duration_since(self.last_heard),
             };
         }
-        let probed = self
-            .last_ping
-            .map_or(self.last_heard, |ping| ping.max(self.last_heard));
+        let probed = unanswered.unwrap_or(self.last_heard);
         let ping_at = (self.last_sent + half).min(probed + half);
         if now >= ping_at {
             return KeepAliveDue::Ping;
         }
         KeepAliveDue::Nothing {
-            until: ping_at.min(silent_at),
+            until: silent_at.map_or(ping_at, |silent| ping_at.min(silent)),
         }
     }
 }
@@ -290,6 +295,25 @@ mod tests {
         let mut alive = KeepAlive::new(s(10), t0);
         alive.heard(t0 + s(4));
         assert_eq!(alive.poll(t0 + s(5)), KeepAliveDue::Ping);
+    }
+
+    #[test]
+    fn a_client_that_read_nothing_for_long_pings_before_it_judges() {
+        // Busy elsewhere for 40 s: what the broker sent meanwhile is unread, so the broker is
+        // probed first, not given up at once.
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut alive = KeepAlive::new(s(10), t0);
+        assert_eq!(alive.poll(t0 + s(40)), KeepAliveDue::Ping);
+        alive.pinged(t0 + s(40));
+        assert_eq!(
+            alive.poll(t0 + s(44)),
+            KeepAliveDue::Nothing { until: t0 + s(45) }
+        );
+        // The answer came: alive (the next PINGREQ is due as usual, half a keep alive after the
+        // last one).
+        alive.heard(t0 + s(44));
+        assert_eq!(alive.poll(t0 + s(45)), KeepAliveDue::Ping);
     }
 
     #[test]

@@ -621,6 +621,8 @@ impl BrokerClient {
                 }
             };
             tokio::select! {
+                // What the broker sent is read before keep alive is judged.
+                biased;
                 packet = connection.next() => {
                     let packet = packet.map_err(|e| e.to_string())?;
                     keep_alive.heard(std::time::Instant::now());

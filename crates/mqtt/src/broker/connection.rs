@@ -175,6 +175,8 @@ pub(crate) async fn run<S>(
         core.disconnected(conn_id, &client_id, std::time::Instant::now());
         Shared::commit(&mut core);
     }
+    // Publishers paused for this client look again at once: it is gone.
+    shared.drained.signal();
     tracing::debug!(client_id = %client_id, conn_id, ?reason, "disconnected");
     linger(&mut reader).await;
 }
@@ -417,15 +419,26 @@ where
     read_size.reserve(buf, decoder);
     let mut room = buf.capacity() - buf.len();
     let mut paused: Option<Pause> = None;
+    // When a paused publisher looks again (besides being told of a drain): one timer, reset
+    // only when a pause starts or goes on, so other wake-ups do not postpone it.
+    let recheck = tokio::time::sleep(RECHECK);
+    tokio::pin!(recheck);
     // Whole packets already in `buf`: what came in the same read as CONNECT, first of all.
     let mut more = !buf.is_empty();
     let reason = loop {
         // Input is taken only while this client's replies are written and the subscribers it
         // feeds keep up: otherwise it waits in the socket (backpressure on this client alone).
         let taking = paused.is_none() && !outlet.is_backlogged();
+        outlet.set_held(!taking);
         if taking && more {
             match turn(shared, conn_id, client_id, buf, decoder, &mut packets) {
-                Turn::Go { more: left, pause } => (more, paused) = (left, pause),
+                Turn::Go { more: left, pause } => {
+                    more = left;
+                    if pause.is_some() {
+                        recheck.as_mut().reset(Instant::now() + RECHECK);
+                    }
+                    paused = pause;
+                }
                 Turn::Close(reason) => break reason,
                 Turn::Abort => return None,
             }
@@ -460,15 +473,14 @@ where
                     return None;
                 }
             }
-            () = shared.drained.wait(paused.as_ref().map_or(0, |p| p.drains), RECHECK), if paused.is_some() => {
-                if let Some(pause) = paused.as_mut() {
-                    // Counted before the check, so a drain after it ends the next wait at once.
-                    let drains = shared.drained.count();
-                    if shared.core().any_congested(&pause.fed, std::time::Instant::now()) {
-                        pause.drains = drains;
-                    } else {
-                        paused = None;
-                    }
+            () = shared.drained.wait(paused.as_ref().map_or(0, |p| p.drains)), if paused.is_some() => {
+                if still_paused(shared, &mut paused) {
+                    recheck.as_mut().reset(Instant::now() + RECHECK);
+                }
+            }
+            () = &mut recheck, if paused.is_some() => {
+                if still_paused(shared, &mut paused) {
+                    recheck.as_mut().reset(Instant::now() + RECHECK);
                 }
             }
             read = reader.read_buf(buf), if taking => {
@@ -486,6 +498,26 @@ where
     // The session's end (its will) is not delayed by the linger: the caller lingers after it.
     finish(None::<&mut R>, writer, rx, version, reason).await;
     reason
+}
+
+/// Looks again at the subscribers a paused publisher waits for: ends the pause (false) when
+/// none of them is congested any more.
+fn still_paused(shared: &Shared, paused: &mut Option<Pause>) -> bool {
+    let Some(pause) = paused.as_mut() else {
+        return false;
+    };
+    // Counted before the check, so a drain after it ends the next wait at once.
+    let drains = shared.drained.count();
+    if shared
+        .core()
+        .any_congested(&pause.fed, std::time::Instant::now())
+    {
+        pause.drains = drains;
+        true
+    } else {
+        *paused = None;
+        false
+    }
 }
 
 /// Handles up to [`MAX_TURN`] whole packets from the front of `buf` under the broker's lock,
@@ -506,6 +538,8 @@ fn turn(
         let now = std::time::Instant::now();
         let mut core = shared.core();
         let drains = shared.drained.count();
+        // What wills and other connections' turns left is not this turn's to wait for.
+        core.take_congested();
         for packet in packets.drain(..) {
             flow = core.handle(conn_id, client_id, packet, now);
             if flow != Flow::Continue {
@@ -517,7 +551,9 @@ fn turn(
         if !Shared::commit(&mut core) {
             return Turn::Abort;
         }
-        let fed = core.take_congested();
+        let mut fed = core.take_congested();
+        // A client is never held back for its own subscription: it would wait on itself.
+        fed.remove(client_id);
         if !fed.is_empty() {
             pause = Some(Pause { fed, drains });
         }
@@ -585,6 +621,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(
         size += next.len();
         batch.push(next);
     }
+    let replies: usize = batch.iter().filter(|o| o.reply).map(Outbound::len).sum();
     let result = if writer.is_write_vectored() {
         let mut slices: Vec<IoSlice<'_>> = batch
             .iter()
@@ -606,6 +643,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(
         *scratch = Vec::new();
     }
     result?;
+    outlet.replies_written(replies);
     timed(writer.flush()).await
 }
 

@@ -305,7 +305,8 @@ impl BrokerCore {
                 ProtocolVersion::V5 => connect.properties.topic_alias_maximum.unwrap_or(0),
                 ProtocolVersion::V311 => 0,
             }),
-            dropping_qos0: false,
+            qos0_dropped: 0,
+            qos0_warned: None,
             backlog_high: self.limits.backlog_high(),
             backlog_low: self.limits.backlog_high() / 4,
         });
@@ -657,7 +658,7 @@ impl BrokerCore {
                     &self.counters,
                     &mut self.journal,
                 );
-                if session.is_congested(now, stall) && !self.congested.contains(&client) {
+                if session.is_congested(now, stall) {
                     self.congested.insert(client);
                 }
             }

@@ -1,7 +1,7 @@
 //! The broker core's way out to one connection: bounded, never blocking. The core pushes
 //! encoded packets and close requests; the connection task writes them to its socket.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,12 @@ pub trait Outlet: Send + Sync {
     fn is_congested(&self) -> bool {
         false
     }
+    /// Whether the broker is not reading from this client now (it holds it back): its
+    /// acknowledgements wait unread, so a quota it leaves unacknowledged then says nothing
+    /// about it (and holds no publisher back).
+    fn is_held(&self) -> bool {
+        false
+    }
     /// Asks the connection to close, after a DISCONNECT with `reason` when its protocol can
     /// say it (`None`: close without one). Idempotent: the first reason wins.
     fn close(&self, reason: Option<ReasonCode>);
@@ -54,6 +60,8 @@ pub trait Outlet: Send + Sync {
 pub(crate) struct Outbound {
     pub(crate) head: Bytes,
     pub(crate) payload: Bytes,
+    /// A reply to the client's own request (or a CONNACK), not a delivery.
+    pub(crate) reply: bool,
 }
 
 impl Outbound {
@@ -71,6 +79,13 @@ pub(crate) struct ChannelOutlet {
     closed: Notify,
     /// Bytes queued and not yet written.
     queued: AtomicUsize,
+    /// Of those, the bytes of replies to the client's own requests.
+    replies: AtomicUsize,
+    /// Milliseconds after `epoch` since which more than `congested_at` has been queued
+    /// (`u64::MAX`: it is not).
+    congested_since: AtomicU64,
+    /// Whether the connection is not reading from its client now.
+    held: AtomicBool,
     /// When the client last made progress: milliseconds after `epoch` at which a write
     /// completed or the queue stopped being empty.
     progress_at: AtomicU64,
@@ -108,8 +123,8 @@ impl Drained {
         self.notify.notify_waiters();
     }
 
-    /// Waits until a drain after the `seen`-th, or `at_most`.
-    pub(crate) async fn wait(&self, seen: u64, at_most: std::time::Duration) {
+    /// Waits until a drain after the `seen`-th.
+    pub(crate) async fn wait(&self, seen: u64) {
         let notified = self.notify.notified();
         tokio::pin!(notified);
         // Registered before the count is checked, so no signal falls in between.
@@ -117,7 +132,7 @@ impl Drained {
         if self.count() != seen {
             return;
         }
-        let _ = tokio::time::timeout(at_most, notified).await;
+        notified.await;
     }
 }
 
@@ -141,6 +156,9 @@ impl ChannelOutlet {
             close: Mutex::new(None),
             closed: Notify::new(),
             queued: AtomicUsize::new(0),
+            replies: AtomicUsize::new(0),
+            congested_since: AtomicU64::new(u64::MAX),
+            held: AtomicBool::new(false),
             progress_at: AtomicU64::new(0),
             epoch: Instant::now(),
             budget,
@@ -161,9 +179,18 @@ impl ChannelOutlet {
         }
         self.progress_at.store(self.now_ms(), Ordering::Relaxed);
         let before = self.queued.fetch_sub(bytes, Ordering::Relaxed);
-        if before > self.drained_at && before.saturating_sub(bytes) <= self.drained_at {
-            self.drained.signal();
+        let after = before.saturating_sub(bytes);
+        if after <= self.drained_at {
+            self.congested_since.store(u64::MAX, Ordering::Relaxed);
+            if before > self.drained_at {
+                self.drained.signal();
+            }
         }
+    }
+
+    /// `bytes` of replies among what was written have left (counted once their packets are).
+    pub(crate) fn replies_written(&self, bytes: usize) {
+        self.replies.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     /// Bytes queued and not yet written.
@@ -171,19 +198,29 @@ impl ChannelOutlet {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// Whether so much is queued that the connection should not be read until it is written:
-    /// the client's own replies are then held in its socket, not in the broker.
+    /// Whether so many of the client's own replies wait that it should not be read until they
+    /// are written: they are then held in its socket, not in the broker. (Deliveries to it do
+    /// not count: they are bounded by its budget and its QoS 1/2 quota, and a client that
+    /// writes a burst before it reads must still be read.)
     pub(crate) fn is_backlogged(&self) -> bool {
-        self.queued() > self.congested_at
+        self.replies.load(Ordering::Relaxed) > CONGESTED
     }
 
-    /// Whether something is queued and the client took none of it for the stall timeout.
+    /// Says whether the connection is reading from its client now.
+    pub(crate) fn set_held(&self, held: bool) {
+        self.held.store(held, Ordering::Relaxed);
+    }
+
+    /// Whether something is queued and the client took none of it for the stall timeout, or
+    /// it has stayed congested that long (it drains too slowly to count as keeping up).
     pub(crate) fn is_stalled(&self) -> bool {
-        self.queued() > 0
-            && self
-                .now_ms()
-                .saturating_sub(self.progress_at.load(Ordering::Relaxed))
-                >= self.stall_ms
+        if self.queued() == 0 {
+            return false;
+        }
+        let now = self.now_ms();
+        let idle = now.saturating_sub(self.progress_at.load(Ordering::Relaxed));
+        let since = self.congested_since.load(Ordering::Relaxed);
+        idle >= self.stall_ms || (since != u64::MAX && now.saturating_sub(since) >= self.stall_ms)
     }
 
     /// Waits for a close request and returns its reason.
@@ -198,14 +235,29 @@ impl ChannelOutlet {
 
     fn push(&self, outbound: Outbound) -> Result<(), QueueFull> {
         let len = outbound.len();
+        let reply = outbound.reply;
         // Counted first, so the writer never sees a write larger than the count.
         let before = self.queued.fetch_add(len, Ordering::Relaxed);
         if before == 0 {
             // An empty queue is no stall: the clock starts now.
             self.progress_at.store(self.now_ms(), Ordering::Relaxed);
         }
+        if before <= self.congested_at && before + len > self.congested_at {
+            let _ = self.congested_since.compare_exchange(
+                u64::MAX,
+                self.now_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        if reply {
+            self.replies.fetch_add(len, Ordering::Relaxed);
+        }
         if self.tx.send(outbound).is_err() {
             self.queued.fetch_sub(len, Ordering::Relaxed);
+            if reply {
+                self.replies.fetch_sub(len, Ordering::Relaxed);
+            }
             return Err(QueueFull);
         }
         Ok(())
@@ -214,11 +266,19 @@ impl ChannelOutlet {
 
 impl Outlet for ChannelOutlet {
     fn send(&self, packet: Bytes) -> Result<(), QueueFull> {
-        self.send_parts(packet, Bytes::new())
+        self.push(Outbound {
+            head: packet,
+            payload: Bytes::new(),
+            reply: true,
+        })
     }
 
     fn send_parts(&self, head: Bytes, payload: Bytes) -> Result<(), QueueFull> {
-        self.push(Outbound { head, payload })
+        self.push(Outbound {
+            head,
+            payload,
+            reply: false,
+        })
     }
 
     fn offer_parts(&self, head: Bytes, payload: Bytes) -> Result<(), QueueFull> {
@@ -228,11 +288,19 @@ impl Outlet for ChannelOutlet {
         if (queued > 0 && queued.saturating_add(len) > self.budget) || self.is_stalled() {
             return Err(QueueFull);
         }
-        self.push(Outbound { head, payload })
+        self.push(Outbound {
+            head,
+            payload,
+            reply: false,
+        })
     }
 
     fn is_congested(&self) -> bool {
         self.queued() > self.congested_at && !self.is_stalled()
+    }
+
+    fn is_held(&self) -> bool {
+        self.held.load(Ordering::Relaxed)
     }
 
     fn close(&self, reason: Option<ReasonCode>) {

@@ -19,6 +19,9 @@ use crate::{
     SubscriptionId, Will,
 };
 
+/// The least time between two warnings of QoS 0 messages dropped for one client.
+const QOS0_WARNING_EVERY: Duration = Duration::from_secs(10);
+
 /// A connection's identifier, unique for the broker's lifetime.
 pub type ConnId = u64;
 
@@ -37,9 +40,10 @@ pub(crate) struct Connection {
     pub(crate) topic_aliases: HashMap<u16, String>,
     /// Topic aliases the broker set (MQTT 5, up to the client's Topic Alias Maximum).
     pub(crate) aliases_out: TopicAliases,
-    /// Whether QoS 0 messages to the client are being dropped (it is stalled or over its
-    /// budget): logged once when it starts and once when it ends.
-    pub(crate) dropping_qos0: bool,
+    /// QoS 0 messages to the client dropped (it is stalled or over its budget) since the last
+    /// warning, and when that was: at most one warning per [`QOS0_WARNING_EVERY`].
+    pub(crate) qos0_dropped: u64,
+    pub(crate) qos0_warned: Option<Instant>,
     /// Messages waiting for the client's QoS 1/2 quota at which its publishers are held back,
     /// and at or below which they go on (so a client that keeps acknowledging never reaches
     /// `max_queued_messages`, where messages would be dropped).
@@ -107,13 +111,10 @@ pub(crate) struct Session {
     /// Whether the queue is full and QoS 1/2 messages are being dropped: logged once when it
     /// starts, and again only after the queue drained to half its limit.
     dropping: bool,
-    /// While messages wait for the client's QoS 1/2 quota: when it last made progress (the
-    /// queue started, or an acknowledgement came). A client that acknowledges nothing for the
-    /// stall timeout no longer holds its publishers back.
-    waiting_since: Option<Instant>,
-    /// Whether so many messages wait for the client's quota that its publishers are held back
-    /// (see [`Connection::backlog_high`]).
-    holding: bool,
+    /// Since when so many messages wait for the client's quota that its publishers are held
+    /// back (see [`Connection::backlog_high`]). A client that does not bring them down within
+    /// the stall timeout no longer holds anyone back.
+    holding_since: Option<Instant>,
 }
 
 impl Session {
@@ -133,8 +134,7 @@ impl Session {
             expiry_interval: 0,
             disconnected_at: None,
             dropping: false,
-            waiting_since: None,
-            holding: false,
+            holding_since: None,
         }
     }
 
@@ -341,24 +341,22 @@ impl Session {
                 Err(TooLarge) => counters.dropped_too_large.inc(),
                 Ok(Err(QueueFull)) => {
                     counters.dropped_queue_full.inc();
-                    if !connection.dropping_qos0 {
-                        connection.dropping_qos0 = true;
+                    connection.qos0_dropped += 1;
+                    if connection
+                        .qos0_warned
+                        .is_none_or(|at| now.saturating_duration_since(at) >= QOS0_WARNING_EVERY)
+                    {
                         tracing::warn!(
                             client_id = %self.client_id,
-                            "QoS 0 messages to the client are dropped: it read nothing for limits.stall_timeout_ms, or more than limits.max_outbound_bytes is queued to it"
+                            dropped = connection.qos0_dropped,
+                            "QoS 0 messages to the client are dropped: it did not keep up for limits.stall_timeout_ms, or more than limits.max_outbound_bytes is queued to it (at most one such warning per client every {} s)",
+                            QOS0_WARNING_EVERY.as_secs()
                         );
+                        connection.qos0_warned = Some(now);
+                        connection.qos0_dropped = 0;
                     }
                 }
-                Ok(Ok(())) => {
-                    counters.messages_out.inc();
-                    if connection.dropping_qos0 {
-                        connection.dropping_qos0 = false;
-                        tracing::info!(
-                            client_id = %self.client_id,
-                            "the client reads again: QoS 0 messages to it are delivered again"
-                        );
-                    }
-                }
+                Ok(Ok(())) => counters.messages_out.inc(),
             }
             return;
         }
@@ -393,14 +391,12 @@ impl Session {
             self.send_inflight(Queued { seq, delivery }, now, counters, journal);
         } else {
             self.journal_message(journal, seq, MessageState::Queued, Some(delivery.clone()));
-            if self.pending.is_empty() {
-                self.waiting_since = Some(now);
-            }
             self.pending.push_back(Queued { seq, delivery });
             if let Some(connection) = &self.connection
                 && self.pending.len() >= connection.backlog_high
+                && self.holding_since.is_none()
             {
-                self.holding = true;
+                self.holding_since = Some(now);
             }
         }
     }
@@ -503,7 +499,7 @@ impl Session {
         if let Some(connection) = &self.connection
             && self.pending.len() <= connection.backlog_low
         {
-            self.holding = false;
+            self.holding_since = None;
         }
     }
 
@@ -521,12 +517,6 @@ impl Session {
             self.journal_message_gone(journal, done.seq);
         }
         self.pump(now, counters, journal);
-        self.progressed(now);
-    }
-
-    /// The client acknowledged something: messages waiting for its quota are not stalled.
-    fn progressed(&mut self, now: Instant) {
-        self.waiting_since = (!self.pending.is_empty()).then_some(now);
     }
 
     /// PUBREC: answer PUBREL and await PUBCOMP. An unknown identifier still gets a PUBREL
@@ -552,7 +542,6 @@ impl Session {
             }
             None => ReasonCode::PacketIdentifierNotFound,
         };
-        self.progressed(now);
         let pubrel = Acknowledgement {
             reason_code: reason,
             ..Acknowledgement::success(ack.packet_id)
@@ -593,18 +582,18 @@ impl Session {
             }
         }
         self.pump(now, counters, journal);
-        self.progressed(now);
     }
 
-    /// Whether the live connection is behind and still making progress: much is queued to its
-    /// socket, or many messages wait for its QoS 1/2 quota, with an acknowledgement within
-    /// `stall` of `now`. (A client that stalls longer holds no publisher back.)
+    /// Whether the live connection is behind and still catching up: much is queued to its
+    /// socket, or many messages have waited for its QoS 1/2 quota for less than `stall`
+    /// while the broker reads its acknowledgements. (One that takes longer holds no publisher
+    /// back; nor does one the broker is not reading, whose acknowledgements wait unread.)
     pub(crate) fn is_congested(&self, now: Instant, stall: Duration) -> bool {
         self.connection.as_ref().is_some_and(|c| {
             c.outlet.is_congested()
-                || (self.holding
+                || (!c.outlet.is_held()
                     && self
-                        .waiting_since
+                        .holding_since
                         .is_some_and(|since| now.saturating_duration_since(since) < stall))
         })
     }

@@ -223,3 +223,121 @@ fn limits_out_of_range_are_refused() {
         assert!(error.to_string().contains(says), "{error}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_drains_too_slowly_holds_no_one_back_past_the_stall_timeout() {
+    // It reads a little now and then, so it is never idle for the stall timeout; but it cannot
+    // bring its queue down in that time, so it no longer counts as keeping up.
+    let broker = start(config(Limits {
+        stall_timeout_ms: 1_000,
+        ..Limits::default()
+    }))
+    .await;
+    let drip = Client::connect(broker.addr, ProtocolVersion::V311, "drip").await;
+    let mut drip_client = drip;
+    drip_client.subscribe("shared", QoS::AtMostOnce).await;
+    let mut fast = Client::connect(broker.addr, ProtocolVersion::V311, "fast").await;
+    fast.subscribe("shared", QoS::AtMostOnce).await;
+    let mut stream = drip_client.stream;
+    let dripping = tokio::spawn(async move {
+        // 64 KiB every 400 ms: progress well within the stall timeout, at 160 KB/s.
+        let mut byte = vec![0u8; 64 * 1024];
+        loop {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            match stream.read(&mut byte).await {
+                Ok(n) if n > 0 => {}
+                _ => return,
+            }
+        }
+    });
+    const COUNT: usize = 2_000;
+    let publisher = flood(broker.addr, "shared", vec![b'd'; 16 * 1024], COUNT);
+    let got = tokio::time::timeout(
+        Duration::from_secs(60),
+        slow_reader(
+            fast.stream,
+            64 * 1024,
+            Duration::ZERO,
+            COUNT,
+            Duration::from_secs(30),
+        ),
+    )
+    .await
+    .expect("the fast subscriber is not starved");
+    assert_eq!(got, COUNT, "the fast subscriber gets every message");
+    publisher.await.expect("publisher");
+    assert!(broker.broker.counters().dropped_queue_full.get() > 0);
+    dripping.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_publisher_goes_on_when_the_subscriber_it_waits_for_leaves() {
+    // The publisher keeps receiving messages of its own while it waits (so its connection is
+    // woken often): the subscriber it waits for leaving must still end the pause at once.
+    let broker = start(config(Limits {
+        stall_timeout_ms: 600_000,
+        ..Limits::default()
+    }))
+    .await;
+    let mut behind = Client::connect(broker.addr, ProtocolVersion::V311, "behind").await;
+    behind.subscribe("flood", QoS::AtMostOnce).await;
+    let mut publisher = Client::connect(broker.addr, ProtocolVersion::V311, "busy").await;
+    publisher.subscribe("tick", QoS::AtMostOnce).await;
+    let ticker = tokio::spawn({
+        let addr = broker.addr;
+        async move {
+            let mut ticker = Client::connect(addr, ProtocolVersion::V311, "ticker").await;
+            for _ in 0..2_000 {
+                ticker
+                    .publish(publish("tick", "t", PublishQos::AtMostOnce))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    // Far more than the sockets to the subscriber hold: the publisher ends up held back.
+    let payload = vec![b'f'; 32 * 1024];
+    let one = encode_all(
+        ProtocolVersion::V311,
+        &[Packet::Publish(mqtt::Publish {
+            payload: payload.into(),
+            ..publish("flood", "", PublishQos::AtMostOnce)
+        })],
+    );
+    let mut stream = publisher.stream;
+    let (mut reader, mut writer) = stream.split();
+    let writing = async {
+        // Far more than the kernel's buffers to the subscriber (tens of MB on loopback).
+        for _ in 0..6_400 {
+            writer.write_all(&one).await.expect("write");
+        }
+        writer
+            .write_all(&encode_all(ProtocolVersion::V311, &[Packet::PingReq]))
+            .await
+            .expect("write PINGREQ");
+    };
+    let leaving = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(behind);
+    };
+    let answered = async {
+        let mut decoder = Decoder::with_version(ProtocolVersion::V311, MAX_PACKET_SIZE);
+        let mut buf = BytesMut::new();
+        loop {
+            while let Some((packet, len)) = decoder.decode(&buf).expect("valid packets") {
+                buf.advance(len);
+                if packet == Packet::PingResp {
+                    return;
+                }
+            }
+            let n = reader.read_buf(&mut buf).await.expect("read");
+            assert!(n > 0, "the broker closed the publisher's connection");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(writing, leaving, answered)
+    })
+    .await
+    .expect("the publisher's PINGREQ is answered once the subscriber left");
+    ticker.abort();
+}

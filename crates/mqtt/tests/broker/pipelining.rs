@@ -398,3 +398,34 @@ async fn a_connection_is_not_closed_for_keep_alive_while_the_broker_holds_it_bac
     assert_eq!(kinds, ["CONNACK", "PINGRESP"]);
     assert_eq!(broker.broker.counters().dropped_queue_full.get(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_subscribed_to_what_it_pipelines_is_never_held_back_for_itself() {
+    // Far more QoS 1 messages than its quota and the backlog at which publishers wait: were it
+    // held back for its own session, its acknowledgements would wait unread behind the pause.
+    let broker = start_default().await;
+    let version = ProtocolVersion::V311;
+    let mut client = Client::connect(broker.addr, version, "narcissus").await;
+    client.subscribe("self/t", QoS::AtLeastOnce).await;
+    let flood: Vec<Packet> = (1..=MANY)
+        .map(|n| Packet::Publish(publish("self/t", "me", PublishQos::AtLeastOnce(id(n)))))
+        .collect();
+    client.send_bytes(&encode_all(version, &flood)).await;
+    let (mut acks, mut delivered) = (0, 0);
+    let all = async {
+        while acks < MANY || delivered < MANY {
+            match client.recv().await {
+                Some(Packet::PubAck(_)) => acks += 1,
+                Some(Packet::Publish(message)) => {
+                    delivered += 1;
+                    client.ack(&message).await;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    };
+    // Well below the stall timeout (5 s) per quota's worth that a self-pause would cost.
+    tokio::time::timeout(Duration::from_secs(30), all)
+        .await
+        .expect("every PUBACK and delivery");
+}
