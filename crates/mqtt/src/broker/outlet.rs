@@ -81,8 +81,9 @@ pub(crate) struct ChannelOutlet {
     queued: AtomicUsize,
     /// Of those, the bytes of replies to the client's own requests.
     replies: AtomicUsize,
-    /// Milliseconds after `epoch` since which more than `congested_at` has been queued
-    /// (`u64::MAX`: it is not).
+    /// Milliseconds after `epoch` since which more than `congested_at` has been queued without
+    /// a break (`u64::MAX`: it is not). A client that cannot bring its queue under that mark
+    /// within the stall timeout drains too slowly to hold its publishers back.
     congested_since: AtomicU64,
     /// Whether the connection is not reading from its client now.
     held: AtomicBool,
@@ -180,11 +181,12 @@ impl ChannelOutlet {
         self.progress_at.store(self.now_ms(), Ordering::Relaxed);
         let before = self.queued.fetch_sub(bytes, Ordering::Relaxed);
         let after = before.saturating_sub(bytes);
-        if after <= self.drained_at {
+        if after <= self.congested_at {
+            // Back under the mark: it is catching up (the clock of a long congestion restarts).
             self.congested_since.store(u64::MAX, Ordering::Relaxed);
-            if before > self.drained_at {
-                self.drained.signal();
-            }
+        }
+        if before > self.drained_at && after <= self.drained_at {
+            self.drained.signal();
         }
     }
 
