@@ -103,7 +103,7 @@ struct RawLimits {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     #[serde(default)]
-    authorized_keys: Vec<String>,
+    authorized_keys: Vec<Spanned<String>>,
     #[serde(default)]
     allow_attested_clients: bool,
 }
@@ -173,7 +173,14 @@ impl NodeConfig {
             .admin
             .authorized_keys
             .iter()
-            .map(|k| parse_key_hash(k).map_err(|e| format!("admin.authorized_keys: {e}")))
+            .map(|k| {
+                parse_key_hash(k.get_ref()).map_err(|e| {
+                    format!(
+                        "line {}: admin.authorized_keys: {e}",
+                        line_of(k.span().start)
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             name,
@@ -236,14 +243,26 @@ impl RawLimits {
     }
 }
 
-/// Parses `sha256:<64 hex digits>`.
+/// Parses `sha256:<64 hex digits>`, the line `teemesh admin key` prints.
 pub fn parse_key_hash(text: &str) -> Result<[u8; 32], String> {
-    let hex_part = text
-        .strip_prefix("sha256:")
-        .ok_or_else(|| format!("{text:?} must look like sha256:<64 hex digits>"))?;
-    let bytes = hex::decode(hex_part).map_err(|e| format!("{text:?}: {e}"))?;
+    let shown = text.escape_debug();
+    let hex_part = text.strip_prefix("sha256:").ok_or_else(|| {
+        format!("\"{shown}\" must look like sha256:<64 hex digits> (the line `teemesh admin key` prints)")
+    })?;
+    if hex_part.starts_with("sha256:") {
+        return Err(format!(
+            "\"{shown}\" says sha256: twice: put the line `teemesh admin key` prints as it is, without another sha256: in front"
+        ));
+    }
+    if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "\"{shown}\": expected sha256: and 64 hex digits, got {} characters after sha256:",
+            hex_part.chars().count()
+        ));
+    }
+    let bytes = hex::decode(hex_part).map_err(|e| format!("\"{shown}\": {e}"))?;
     <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("{text:?}: expected 32 bytes (64 hex digits)"))
+        .map_err(|_| format!("\"{shown}\": expected 32 bytes (64 hex digits)"))
 }
 
 /// Formats a key hash as `sha256:<hex>`.
@@ -293,6 +312,18 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.contains("sha256:<64 hex digits>"), "{err}");
+        // With the line of the key, and a hint for a doubled prefix.
+        let lines = MINIMAL.matches('\n').count();
+        let err = parse(&format!(
+            "{MINIMAL}[admin]\nauthorized_keys = [\n  \"sha256:sha256:{}\",\n]\n",
+            "ef".repeat(32)
+        ))
+        .unwrap_err();
+        assert!(
+            err.starts_with(&format!("line {}: admin.authorized_keys:", lines + 3)),
+            "{err}"
+        );
+        assert!(err.contains("sha256: twice"), "{err}");
         let err = parse(&format!("{MINIMAL}[limits]\nmemory_mib = 0\n")).unwrap_err();
         assert!(err.contains("memory_mib"), "{err}");
         let err = parse("name = \"n\"\n").unwrap_err();
@@ -404,5 +435,12 @@ mod tests {
         let hash = [0xab; 32];
         assert_eq!(parse_key_hash(&format_key_hash(&hash)), Ok(hash));
         assert!(parse_key_hash("sha256:abcd").is_err());
+        // What a user writes when the README says sha256:<the hash teemesh admin key prints>.
+        let doubled = format!("sha256:sha256:{}", "ab".repeat(32));
+        let err = parse_key_hash(&doubled).unwrap_err();
+        assert!(err.contains("sha256: twice"), "{err}");
+        let err = parse_key_hash(&format!("sha256:{}", "a".repeat(63))).unwrap_err();
+        assert!(err.contains("64 hex digits, got 63 characters"), "{err}");
+        assert!(parse_key_hash(&format!("sha256:{}", "ab".repeat(32))).is_ok());
     }
 }
