@@ -394,6 +394,20 @@ fn expected_files() -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// The names of the files in `dir`.
+fn file_names(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("corpus dir")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/mqtt_packet")
 }
@@ -476,12 +490,7 @@ fn the_session_seeds_are_the_packet_seeds_with_a_split_byte() {
             "{name} differs from what the encoder produces (MQTT_BLESS=1 to accept a deliberate change)"
         );
     }
-    for entry in std::fs::read_dir(&dir).expect("corpus dir") {
-        let name = entry
-            .expect("entry")
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
+    for name in file_names(&dir) {
         assert!(
             expected.iter().any(|(n, _)| *n == name),
             "{name} is committed but not produced by this test"
@@ -493,12 +502,7 @@ fn the_session_seeds_are_the_packet_seeds_with_a_split_byte() {
 fn the_corpus_holds_nothing_unexplained() {
     let expected: std::collections::BTreeSet<String> =
         expected_files().into_iter().map(|(name, _)| name).collect();
-    for entry in std::fs::read_dir(corpus_dir()).expect("corpus dir") {
-        let name = entry
-            .expect("entry")
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
+    for name in file_names(&corpus_dir()) {
         assert!(
             expected.contains(&name) || !(name.starts_with("seed-") || name.starts_with("bad-")),
             "{name} is committed but not produced by this test"

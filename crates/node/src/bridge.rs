@@ -965,6 +965,26 @@ mod tests {
         }
     }
 
+    /// A stand-in broker's side of the bridge's next connection: attested TLS accepted, the
+    /// CONNECT read, and the decoder and buffer to read on with.
+    async fn accept_connect(
+        listener: &tokio::net::TcpListener,
+        server: &atls::AtlsServer,
+    ) -> (
+        atls::AttestedStream<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+        mqtt::Decoder,
+        Vec<u8>,
+    ) {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut stream = server.accept(tcp).await.unwrap();
+        let (mut decoder, mut buf) = (mqtt::Decoder::new(MAX_PACKET), Vec::new());
+        assert!(matches!(
+            read_packet(&mut stream.stream, &mut decoder, &mut buf).await,
+            Packet::Connect(_)
+        ));
+        (stream, decoder, buf)
+    }
+
     /// Signs module claims for app `plant`'s module `filter` with `measurement`, as the node
     /// does for each connection.
     fn claims_signer(node: &Arc<atls::NodeIdentity>, measurement: [u8; 32]) -> SignClaims {
@@ -1067,13 +1087,7 @@ mod tests {
         drop(stream);
 
         // Second session: both again, marked DUP, same identifiers, in order; then acknowledged.
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut stream = server.accept(tcp).await.unwrap();
-        let (mut decoder, mut buf) = (mqtt::Decoder::new(MAX_PACKET), Vec::new());
-        assert!(matches!(
-            read_packet(&mut stream.stream, &mut decoder, &mut buf).await,
-            Packet::Connect(_)
-        ));
+        let (mut stream, mut decoder, mut buf) = accept_connect(&listener, &server).await;
         write_packet(&mut stream.stream, &accepted(true)).await;
         for (payload, qos) in [&b"one"[..], b"two"].into_iter().zip(&first) {
             let Packet::Publish(publish) =
@@ -1130,13 +1144,7 @@ mod tests {
             server, listener, ..
         } = stand_in;
 
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut stream = server.accept(tcp).await.unwrap();
-        let (mut decoder, mut buf) = (mqtt::Decoder::new(MAX_PACKET), Vec::new());
-        assert!(matches!(
-            read_packet(&mut stream.stream, &mut decoder, &mut buf).await,
-            Packet::Connect(_)
-        ));
+        let (mut stream, mut decoder, mut buf) = accept_connect(&listener, &server).await;
         // A keep alive of 2 s, set by the broker; then silence.
         const KEEP_ALIVE: u16 = 2;
         write_packet(
@@ -1235,13 +1243,7 @@ mod tests {
             server, listener, ..
         } = stand_in;
 
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut stream = server.accept(tcp).await.unwrap();
-        let (mut decoder, mut buf) = (mqtt::Decoder::new(MAX_PACKET), Vec::new());
-        assert!(matches!(
-            read_packet(&mut stream.stream, &mut decoder, &mut buf).await,
-            Packet::Connect(_)
-        ));
+        let (mut stream, mut decoder, mut buf) = accept_connect(&listener, &server).await;
         write_packet(&mut stream.stream, &accepted(false)).await;
         let Packet::Subscribe(subscribe) =
             read_packet(&mut stream.stream, &mut decoder, &mut buf).await
